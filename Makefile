@@ -1,0 +1,38 @@
+# Set-up and everyday commands. `make install` builds .venv from nothing; everything else uses it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TEAM   ?=
+TRACK  ?= fixed-ipc
+
+.PHONY: install bwrap test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	# constraints.txt pins a torch/torchvision pair that import together
+	$(BIN)/pip install -c constraints.txt -e '.[test]'
+	$(BIN)/python -c "import torch, torchvision, timm, diffusers, transformers, accelerate; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	@$(MAKE) --no-print-directory bwrap
+	touch $(STAMP)
+
+# bubblewrap sandboxes generators; installed with apt where we are root, else say how.
+bwrap:
+	@if command -v bwrap >/dev/null 2>&1; then echo "bwrap: $$(command -v bwrap)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && apt-get install -y -qq bubblewrap; \
+	else echo "bwrap missing: install it with 'sudo apt-get install -y bubblewrap' (needed for the generative track)"; fi
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/bench evaluate submissions/random_ipc10/digits.safetensors --dataset digits
+
+bench: install
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,9 @@
+"""The trusted scoring core: datasets, the ConvNet, DSA augmentation and the training protocol.
+
+It knows nothing of the command line; `benchmark` orchestrates it.
+"""
+from .evaluate import Evaluation, evaluate
+from .files import ImageSet, load_image_set
+from .train import RunResult, TrainConfig, train_and_test
+
+__all__ = ["Evaluation", "ImageSet", "RunResult", "TrainConfig", "evaluate", "load_image_set", "train_and_test"]

@@ -1,0 +1,47 @@
+"""The challenge's evaluation network, ConvNetD3-W128 (PROTOCOL.md).
+
+Three blocks of Conv(3x3, 128) -> instance norm (GroupNorm with one group per channel)
+-> ReLU -> AvgPool(2), then one linear classifier. PyTorch default initialisation.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+WIDTH = 128
+DEPTH = 3
+
+
+def convnet_d3_w128(num_classes: int, resolution: int, channels: int = 3) -> nn.Sequential:
+    if resolution % (2**DEPTH):
+        raise ValueError(f"resolution {resolution} is not divisible by {2**DEPTH}; the ConvNet needs it to be")
+    layers: list[nn.Module] = []
+    in_ch = channels
+    for _ in range(DEPTH):
+        layers += [
+            nn.Conv2d(in_ch, WIDTH, kernel_size=3, padding=1),
+            nn.GroupNorm(WIDTH, WIDTH, affine=True),
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+        ]
+        in_ch = WIDTH
+    feat = resolution // (2**DEPTH)
+    layers += [nn.Flatten(), nn.Linear(WIDTH * feat * feat, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def conv_flops_per_image(resolution: int, num_classes: int, channels: int = 3) -> int:
+    """Multiply-accumulates x2 of one forward pass (convolutions and the classifier)."""
+    flops, in_ch, size = 0, channels, resolution
+    for _ in range(DEPTH):
+        flops += 2 * size * size * WIDTH * in_ch * 9
+        in_ch, size = WIDTH, size // 2
+    flops += 2 * WIDTH * size * size * num_classes
+    return flops
+
+
+def seeded_model(num_classes: int, resolution: int, seed: int) -> nn.Sequential:
+    """Default-initialised ConvNet whose weights depend on the seed alone (built on the CPU)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return convnet_d3_w128(num_classes, resolution)

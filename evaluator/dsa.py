@@ -1,0 +1,137 @@
+"""DSA augmentation in single-operation mode, vectorised over the batch (PROTOCOL.md).
+
+For every batch ONE operation is picked uniformly from OPS; its random parameters are drawn
+independently for every image. All random draws use the generator passed in, on the data's
+device, so augmentation never synchronises with the host. The operation itself is chosen on
+the host (`choose_op`) from a CPU generator: that costs no device round trip either.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
+
+BRIGHTNESS = 1.0  # x + (u - 0.5) * BRIGHTNESS
+SATURATION = 2.0  # (x - m) * (u * SATURATION) + m
+CONTRAST = 0.5  # (x - m) * (u + CONTRAST) + m
+CROP_RATIO = 0.125
+CUTOUT_RATIO = 0.5
+SCALE_RATIO = 1.2
+ROTATE_DEGREES = 15.0
+FLIP_PROB = 0.5
+
+
+def crop_shift(size: int) -> int:
+    """Largest translation of `crop`: 4 pixels at 32 px, 8 at 64 px."""
+    return int(size * CROP_RATIO + 0.5)
+
+
+def cutout_side(size: int) -> int:
+    return int(size * CUTOUT_RATIO + 0.5)
+
+
+def _uniform(x: Tensor, gen: torch.Generator | None, *shape: int) -> Tensor:
+    return torch.rand(x.shape[0], *shape, generator=gen, device=x.device, dtype=torch.float32)
+
+
+def _randint(x: Tensor, gen: torch.Generator | None, low: int, high: int) -> Tensor:
+    return torch.randint(low, high, (x.shape[0],), generator=gen, device=x.device)
+
+
+def brightness(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    return x + (_uniform(x, gen, 1, 1, 1).to(x.dtype) - 0.5) * BRIGHTNESS
+
+
+def saturation(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    mean = x.mean(dim=1, keepdim=True)  # per pixel, over channels
+    return (x - mean) * (_uniform(x, gen, 1, 1, 1).to(x.dtype) * SATURATION) + mean
+
+
+def contrast(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)  # per image
+    return (x - mean) * (_uniform(x, gen, 1, 1, 1).to(x.dtype) + CONTRAST) + mean
+
+
+def color(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    return contrast(saturation(brightness(x, gen), gen), gen)
+
+
+def crop(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    """Translate by integer (ty, tx) in [-s, s]; pixels shifted in from outside are zero."""
+    n, _, h, w = x.shape
+    ty = _randint(x, gen, -crop_shift(h), crop_shift(h) + 1)
+    tx = _randint(x, gen, -crop_shift(w), crop_shift(w) + 1)
+    rows = torch.arange(h, device=x.device).unsqueeze(0) + ty.unsqueeze(1)  # n x h
+    cols = torch.arange(w, device=x.device).unsqueeze(0) + tx.unsqueeze(1)  # n x w
+    inside = ((rows >= 0) & (rows < h)).unsqueeze(2) & ((cols >= 0) & (cols < w)).unsqueeze(1)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    # Advanced indices around a slice put the indexed dims first: n x h x w x c.
+    moved = x[batch, :, rows.clamp(0, h - 1).unsqueeze(2), cols.clamp(0, w - 1).unsqueeze(1)]
+    return moved.permute(0, 3, 1, 2) * inside.unsqueeze(1).to(x.dtype)
+
+
+def cutout(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    """Zero a square of side int(0.5*size+0.5) centred uniformly at random, clipped at the border."""
+    _, _, h, w = x.shape
+    side_h, side_w = cutout_side(h), cutout_side(w)
+    cy = _randint(x, gen, 0, h + (1 - side_h % 2))
+    cx = _randint(x, gen, 0, w + (1 - side_w % 2))
+    top, left = cy - side_h // 2, cx - side_w // 2
+    rows = torch.arange(h, device=x.device).unsqueeze(0)
+    cols = torch.arange(w, device=x.device).unsqueeze(0)
+    in_rows = (rows >= top.unsqueeze(1)) & (rows < (top + side_h).unsqueeze(1))
+    in_cols = (cols >= left.unsqueeze(1)) & (cols < (left + side_w).unsqueeze(1))
+    keep = ~(in_rows.unsqueeze(2) & in_cols.unsqueeze(1))
+    return x * keep.unsqueeze(1).to(x.dtype)
+
+
+def flip(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    return torch.where(_uniform(x, gen, 1, 1, 1) < FLIP_PROB, x.flip(3), x)
+
+
+def _affine(x: Tensor, theta: Tensor) -> Tensor:
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def scale_factors(x: Tensor, gen: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    lo = 1.0 / SCALE_RATIO
+    return _uniform(x, gen) * (SCALE_RATIO - lo) + lo, _uniform(x, gen) * (SCALE_RATIO - lo) + lo
+
+
+def scale(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    sx, sy = scale_factors(x, gen)
+    zero = torch.zeros_like(sx)
+    theta = torch.stack([torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1)
+    return _affine(x, theta)
+
+
+def rotation_angles(x: Tensor, gen: torch.Generator | None) -> Tensor:
+    return (_uniform(x, gen) - 0.5) * 2 * math.radians(ROTATE_DEGREES)
+
+
+def rotate(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    a = rotation_angles(x, gen)
+    cos, sin, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
+    theta = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1)
+    return _affine(x, theta)
+
+
+_FUNCTIONS = {"color": color, "crop": crop, "cutout": cutout, "flip": flip, "scale": scale, "rotate": rotate}
+
+
+def choose_op(host_gen: torch.Generator) -> str:
+    """Pick the batch's operation on the host (a CPU generator: no device sync)."""
+    return OPS[int(torch.randint(len(OPS), (1,), generator=host_gen))]
+
+
+def augment(x: Tensor, op: str, gen: torch.Generator | None = None) -> Tensor:
+    """Apply one DSA operation with per-image random parameters; keeps x's memory format."""
+    out = _FUNCTIONS[op](x, gen)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out

@@ -1,0 +1,198 @@
+"""The evaluation protocol: train ConvNetD3-W128 on a (distilled) image set, test the final model.
+
+    from evaluator.train import TrainConfig, train_and_test
+    result = train_and_test(images, labels, test_images, test_labels, num_classes=100,
+                            cfg=TrainConfig(device="cuda"), seed=0)
+
+Faithful to the official scorer (PROTOCOL.md): SGD(lr 0.01, momentum 0.9, wd 5e-4), batch 256
+reshuffled every pass with the last partial batch kept, E+1 passes (0..E), after pass E//2+1 the
+learning rate drops 10x and the optimizer is created anew (momentum restarts from zero), one DSA
+operation per batch with per-image parameters, accuracy of the final model on the whole test set.
+
+Fast: data lives on the device, augmentation is vectorised, random numbers come from device
+generators, and nothing inside the pass loop reads a device value back to the host.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import dsa
+from .convnet import seeded_model
+
+PRECISIONS = ("fp32", "bf16")
+# Below this many image-steps a CPU run is faster eager than compile time + compiled steps.
+COMPILE_MIN_IMAGE_STEPS = 200_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 1000
+    batch_size: int = 256
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = True
+    device: str = "cpu"
+    precision: str = "fp32"
+    compile: bool | None = None  # None: compile where it pays (CUDA, or long CPU runs)
+    compile_mode: str | None = None  # torch.compile mode; "reduce-overhead" uses CUDA graphs
+    channels_last: bool | None = None  # None: on when compiling or on CUDA
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
+
+    @property
+    def passes(self) -> int:
+        """The official loop runs passes 0..E inclusive."""
+        return self.epochs + 1
+
+    @property
+    def decay_pass(self) -> int:
+        """The learning rate drops (and momentum restarts) after this pass."""
+        return self.epochs // 2 + 1
+
+
+def learning_rate(pass_index: int, cfg: TrainConfig) -> float:
+    return cfg.lr if pass_index <= cfg.decay_pass else cfg.lr * 0.1
+
+
+def make_optimizer(model: nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    seed: int
+    accuracy: float  # percent, on the whole test set
+    per_class: tuple[float, ...]  # percent per class, index order
+    seconds: float  # wall time of training + testing
+    passes: int
+
+
+def should_compile(cfg: TrainConfig, num_images: int) -> bool:
+    if cfg.compile is not None:
+        return cfg.compile
+    if cfg.device.startswith("cuda"):
+        return True
+    return num_images * cfg.passes >= COMPILE_MIN_IMAGE_STEPS
+
+
+class _Network:
+    """One model object per shape and device, re-initialised per run.
+
+    Reusing the same module keeps torch.compile's graphs valid across runs and submissions:
+    a fresh module per run would recompile every time and soon hit dynamo's cache limit.
+    """
+
+    _cache: dict[tuple, "_Network"] = {}
+
+    def __init__(self, num_classes: int, resolution: int, cfg: TrainConfig, compiled: bool):
+        self.module = seeded_model(num_classes, resolution, seed=0).to(cfg.device)
+        self.memory_format = torch.channels_last if self._channels_last(cfg, compiled) else torch.contiguous_format
+        self.module = self.module.to(memory_format=self.memory_format)
+        self.forward = torch.compile(self.module, mode=cfg.compile_mode, dynamic=False) if compiled else self.module
+
+    @staticmethod
+    def _channels_last(cfg: TrainConfig, compiled: bool) -> bool:
+        if cfg.channels_last is not None:
+            return cfg.channels_last
+        return compiled or cfg.device.startswith("cuda")
+
+    @classmethod
+    def get(cls, num_classes: int, resolution: int, cfg: TrainConfig, compiled: bool) -> "_Network":
+        key = (num_classes, resolution, cfg.device, compiled, cfg.compile_mode, cfg.channels_last)
+        if key not in cls._cache:
+            cls._cache[key] = cls(num_classes, resolution, cfg, compiled)
+        return cls._cache[key]
+
+    def reset(self, num_classes: int, resolution: int, seed: int) -> nn.Module:
+        fresh = seeded_model(num_classes, resolution, seed)
+        with torch.no_grad():
+            for mine, new in zip(self.module.parameters(), fresh.parameters()):
+                mine.copy_(new)
+        self.module.train()
+        return self.module
+
+
+def _generators(device: str, seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """A host generator (batch operation choice) and a device one (order, augmentation)."""
+    host = torch.Generator().manual_seed(seed)
+    data = torch.Generator(device=device).manual_seed(seed + 1)  # a stream distinct from the host's
+    return host, data
+
+
+def train_and_test(
+    images: Tensor,
+    labels: Tensor,
+    test_images: Tensor,
+    test_labels: Tensor,
+    num_classes: int,
+    cfg: TrainConfig,
+    seed: int,
+    on_pass: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """One seeded run. images/test_images: normalised float N x 3 x H x W; labels: int64."""
+    start = time.perf_counter()
+    resolution = images.shape[-1]
+    compiled = should_compile(cfg, images.shape[0])
+    net = _Network.get(num_classes, resolution, cfg, compiled)
+    model = net.reset(num_classes, resolution, seed)
+    x = images.to(cfg.device, torch.float32).contiguous(memory_format=net.memory_format)
+    y = labels.to(cfg.device, torch.int64)
+    host_gen, dev_gen = _generators(cfg.device, seed)
+    autocast = torch.autocast(device_type=torch.device(cfg.device).type, dtype=torch.bfloat16,
+                              enabled=cfg.precision == "bf16")
+    optimizer = make_optimizer(model, learning_rate(0, cfg), cfg)
+    n = x.shape[0]
+    for p in range(cfg.passes):
+        order = torch.randperm(n, generator=dev_gen, device=cfg.device)
+        for lo in range(0, n, cfg.batch_size):
+            idx = order[lo : lo + cfg.batch_size]
+            xb, yb = x[idx], y[idx]
+            if cfg.augment:
+                xb = dsa.augment(xb, dsa.choose_op(host_gen), dev_gen)
+            with autocast:
+                loss = F.cross_entropy(net.forward(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if p == cfg.decay_pass:
+            # A new optimizer, as the official loop does: the momentum buffer restarts at zero.
+            optimizer = make_optimizer(model, learning_rate(p + 1, cfg), cfg)
+        if on_pass is not None:
+            on_pass(p + 1, cfg.passes)
+    accuracy, per_class = test(model, test_images, test_labels, num_classes, cfg, net.memory_format)
+    return RunResult(seed=seed, accuracy=accuracy, per_class=per_class,
+                     seconds=time.perf_counter() - start, passes=cfg.passes)
+
+
+@torch.no_grad()
+def test(model: nn.Module, images: Tensor, labels: Tensor, num_classes: int, cfg: TrainConfig,
+         memory_format: torch.memory_format = torch.contiguous_format,
+         batch_size: int = 1024) -> tuple[float, tuple[float, ...]]:
+    """Accuracy (percent) of the model in eval mode on the whole set, and per class."""
+    model.eval()
+    y = labels.to(cfg.device, torch.int64)
+    correct = torch.zeros(y.shape[0], device=cfg.device)
+    autocast = torch.autocast(device_type=torch.device(cfg.device).type, dtype=torch.bfloat16,
+                              enabled=cfg.precision == "bf16")
+    for lo in range(0, y.shape[0], batch_size):
+        xb = images[lo : lo + batch_size].to(cfg.device, torch.float32).contiguous(memory_format=memory_format)
+        with autocast:
+            pred = model(xb).argmax(dim=1)
+        correct[lo : lo + batch_size] = (pred == y[lo : lo + batch_size]).float()
+    hits = torch.bincount(y, weights=correct, minlength=num_classes)
+    counts = torch.bincount(y, minlength=num_classes).clamp(min=1)
+    per_class = (100.0 * hits.double() / counts).tolist()  # the one host sync of the run
+    return 100.0 * float(hits.sum().double()) / y.shape[0], tuple(per_class)
