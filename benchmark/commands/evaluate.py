@@ -11,6 +11,7 @@ from rich.table import Table
 from evaluator import data as ds
 from evaluator.evaluate import Evaluation, evaluate
 from evaluator.files import load_image_set
+from evaluator.train import TrainConfig, should_compile
 
 from ..config import Options, device_name
 from ..console import console, pass_progress
@@ -58,7 +59,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with pass_progress(f"training {args.file.name}", opts.runs * cfg.passes, enabled=not args.json) as on_pass:
         ev = evaluate(x, image_set.labels, test_x, test_y, num_classes, cfg, opts.runs, opts.seed, on_pass=on_pass)
     seconds = time.perf_counter() - started
-    report = _report(args, opts, ev, len(image_set.labels), num_classes, seconds)
+    report = _report(args, opts, cfg, ev, len(image_set.labels), num_classes, seconds)
     if args.json:
         print(json.dumps(report))
     else:
@@ -66,7 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args, opts: Options, ev: Evaluation, n_images: int, num_classes: int, seconds: float) -> dict:
+def _report(args, opts: Options, cfg: TrainConfig, ev: Evaluation, n_images: int, num_classes: int, seconds: float) -> dict:
     return {
         "file": str(args.file),
         "dataset": args.dataset,
@@ -83,6 +84,7 @@ def _report(args, opts: Options, ev: Evaluation, n_images: int, num_classes: int
         "standard": opts.epochs is None,
         "device": device_name(opts.device),
         "precision": opts.precision,
+        "compiled": should_compile(cfg, n_images),
         "seconds": round(seconds, 2),
     }
 

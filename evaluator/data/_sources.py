@@ -62,6 +62,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle
     }
 
     def find_class(self, module: str, name: str):
@@ -90,7 +91,8 @@ def download(url: str, raw_dir: Path, filename: str, md5: str) -> Path:
         return target
     try:
         download_url(url, str(raw_dir), filename=filename, md5=md5)
-    except Exception as exc:
+    except Exception as exc:  # network errors, and torchvision's own md5 refusal
+        target.unlink(missing_ok=True)
         raise DatasetError(
             f"download of {url} failed ({' '.join(str(exc).split())[:160]}); fetch {filename} by hand and run "
             f"bench data prepare NAME --from PATH") from None
