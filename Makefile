@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TEAM   ?=
 TRACK  ?= fixed-ipc
 
-.PHONY: install bwrap test demo bench clean
+.PHONY: install bwrap test demo submit run leaderboard bench clean
 
 install: $(STAMP)
 
@@ -28,8 +28,23 @@ bwrap:
 test: install
 	$(BIN)/python -m pytest -q
 
+# The main job on the embedded digits dataset, full protocol, CPU: every shipped submission,
+# the reference rows, then the leaderboard. Already-evaluated entries are skipped.
 demo: install
-	$(BIN)/bench evaluate submissions/random_ipc10/digits.safetensors --dataset digits
+	$(BIN)/bench run --track fixed-ipc --dataset digits
+	$(BIN)/bench baseline random --dataset digits
+	$(BIN)/bench baseline full --dataset digits
+	$(BIN)/bench leaderboard
+
+submit: install
+	@test -n "$(TEAM)" || { echo "usage: make submit TEAM=<folder under submissions/>"; exit 2; }
+	$(BIN)/bench submit $(TEAM)
+
+run: install
+	$(BIN)/bench run --track $(TRACK)
+
+leaderboard: install
+	$(BIN)/bench leaderboard
 
 bench: install
 	$(BIN)/python benchmarks/train_throughput.py

@@ -105,3 +105,29 @@ def project(tmp_path: Path) -> Path:
     (root / "datasets").mkdir(parents=True)
     (root / "datasets" / "manifest.yaml").write_text((ROOT / "datasets" / "manifest.yaml").read_text())
     return root
+
+
+EXAMPLE = ROOT / "submissions" / "random_ipc10"
+
+
+def add_team(root: Path, team: str, files: dict | None = None, spec: str | None = None) -> Path:
+    """A submission folder: by default a copy of the shipped random IPC-10 digits example."""
+    folder = root / "submissions" / team
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "submission.yaml").write_text(spec if spec is not None else
+                                            f"team: {team}\nmethod: random copy\ntrack: fixed-ipc\ndatasets: [digits]\n")
+    if files is None:
+        files = {"digits.safetensors": (EXAMPLE / "digits.safetensors").read_bytes()}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def read_results(root: Path) -> list[dict]:
+    import csv
+
+    path = root / "leaderboard" / "results.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))

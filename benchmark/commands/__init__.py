@@ -1,4 +1,5 @@
 """One module per subcommand; each exposes register(subparsers)."""
-from . import data, evaluate
+from . import baseline, data, evaluate, leaderboard, submit, validate
 
-COMMANDS = (data.register, evaluate.register)
+COMMANDS = (data.register, validate.register, submit.register, evaluate.register, baseline.register,
+            leaderboard.register)

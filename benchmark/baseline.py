@@ -1,0 +1,82 @@
+"""Reference rows: random real images at the track's IPC, and the full training set.
+
+`random` also writes the selection into the shipped example submission (submissions/random_ipc10/)
+so the same images can be submitted like any team's.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from evaluator.data import Dataset, load_dataset
+from evaluator.data._cache import atomic_write
+
+from .config import Options
+from .console import info
+from .protocol import Protocol
+from .runner import Job, Outcome, base_row, score
+from .submission import SPEC_FILE
+
+EXAMPLE_TEAM = "random_ipc10"
+
+
+def random_selection(ds: Dataset, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ipc` random training images of every class (class-ordered), from a seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(ds.info.num_classes):
+        members = torch.nonzero(ds.train_labels == c).flatten()
+        picks.append(members[torch.randperm(len(members), generator=g)[:ipc]])
+    idx = torch.cat(picks)
+    return ds.train_images[idx].contiguous(), ds.train_labels[idx].contiguous()
+
+
+def _tensor_sha(*tensors: torch.Tensor) -> str:
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def write_example(opts: Options, dataset: str, images: torch.Tensor, labels: torch.Tensor) -> None:
+    folder = opts.project / "submissions" / EXAMPLE_TEAM
+    path = folder / f"{dataset}.safetensors"
+    if not path.exists():
+        atomic_write(path, lambda tmp: save_file({"images": images, "labels": labels}, str(tmp)))
+        info(f"wrote {path.relative_to(opts.project)}")
+    spec_path = folder / SPEC_FILE
+    spec = yaml.safe_load(spec_path.read_text()) if spec_path.is_file() else {
+        "team": EXAMPLE_TEAM, "method": "Random real training images, 10 per class (seed 0)",
+        "track": "fixed-ipc", "datasets": [],
+        "notes": "Written by `bench baseline random --dataset D`, which adds a file for each prepared dataset."}
+    if dataset not in spec["datasets"]:
+        spec["datasets"].append(dataset)
+        atomic_write(spec_path, lambda tmp: tmp.write_text(yaml.safe_dump(spec, sort_keys=False)))
+
+
+def baseline_random(opts: Options, protocol: Protocol, dataset: str) -> Outcome:
+    ds = load_dataset(dataset, opts.data_dir, need_train=True)
+    images, labels = random_selection(ds, protocol.fixed_ipc, opts.seed)
+    if opts.seed == 0:
+        write_example(opts, dataset, images, labels)
+    row = base_row(opts, protocol, team=f"Random {protocol.fixed_ipc} IPC", method=f"random real images (seed {opts.seed})",
+                   track="reference", dataset=dataset, submission_sha256=_tensor_sha(images, labels))
+    job = Job(row=row, images=ds.normalize(images), labels=labels, preview=images, ipc=protocol.fixed_ipc,
+              epochs=protocol.fixed_epochs)
+    return score(opts, protocol, ds, job)
+
+
+def baseline_full(opts: Options, protocol: Protocol, dataset: str) -> Outcome:
+    """The whole training set; epochs from the IPC-epoch rule at its IPC (e.g. 500 -> 20)."""
+    ds = load_dataset(dataset, opts.data_dir, need_train=True)
+    images, labels = ds.train_images, ds.train_labels
+    ipc = int(torch.bincount(labels, minlength=ds.info.num_classes).min())
+    row = base_row(opts, protocol, team="Full dataset", method=f"all {len(labels)} training images",
+                   track="reference", dataset=dataset, submission_sha256=_tensor_sha(images, labels))
+    job = Job(row=row, images=ds.normalize(images), labels=labels, preview=images, ipc=ipc,
+              epochs=protocol.ipc_epochs.epochs(ipc))
+    return score(opts, protocol, ds, job)
+

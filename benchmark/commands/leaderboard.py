@@ -1,0 +1,36 @@
+"""bench leaderboard: regenerate LEADERBOARD.md from results.csv and print it."""
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table as RichTable
+
+from .. import leaderboard, results
+from ..config import find_root
+from ..console import console, info
+from ._common import add_root
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("leaderboard", help="regenerate and print the leaderboard")
+    add_root(p)
+    p.set_defaults(handler=cmd_leaderboard)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    root = args.root.resolve() if args.root else find_root()
+    with results.locked(root):
+        path = leaderboard.write(root)
+        tables = leaderboard.build_tables(results.read_rows(root))
+    for t in [*tables, leaderboard.published_table()]:
+        if not t.rows:
+            info(f"[bold]{t.title}[/]: {t.note or 'empty'}")
+            continue
+        rich = RichTable(title=t.title, caption=t.note or None)
+        for col in t.columns:
+            rich.add_column(col, overflow="fold")
+        for row in t.rows:
+            rich.add_row(*row)
+        console.print(rich)
+    info(f"wrote {path}")
+    return 0

@@ -1,0 +1,52 @@
+"""bench submit TEAM / bench run --track T: evaluate submissions and record the results."""
+from __future__ import annotations
+
+import argparse
+
+from ..console import info
+from ..protocol import load_protocol
+from ..runner import Outcome
+from ..submission import TRACKS
+from ..tracks import run_track, submit
+from ._common import add_common, options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("submit", help="validate and evaluate one team's submission",
+                       description="Evaluate submissions/TEAM on every dataset it enters (or --dataset), "
+                                   "append the rows to leaderboard/results.csv and regenerate LEADERBOARD.md.")
+    p.add_argument("team")
+    p.add_argument("--dataset", action="append", default=None, metavar="D", help="only this dataset (repeatable)")
+    add_common(p)
+    p.set_defaults(handler=cmd_submit)
+
+    p = sub.add_parser("run", help="evaluate every submission of a track",
+                       description="Evaluate all submissions of a track (or --team), skipping identical "
+                                   "evaluations already recorded.")
+    p.add_argument("--track", required=True, choices=TRACKS)
+    p.add_argument("--team", action="append", default=None, metavar="T", help="only this team (repeatable)")
+    p.add_argument("--dataset", action="append", default=None, metavar="D", help="only this dataset (repeatable)")
+    add_common(p)
+    p.set_defaults(handler=cmd_run)
+
+
+def exit_status(outcomes: list[Outcome]) -> int:
+    failed = [o for o in outcomes if o.failed]
+    if outcomes:
+        done = sum(o.status == "ok" for o in outcomes)
+        skipped = sum(o.status == "skipped" for o in outcomes)
+        info(f"{done} evaluated, {skipped} skipped (already evaluated), {len(failed)} invalid or failed")
+    return 1 if failed else 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    opts = options(args)
+    return exit_status(submit(opts, load_protocol(), args.team, args.dataset))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    opts = options(args)
+    outcomes = run_track(opts, load_protocol(), args.track, args.team, args.dataset)
+    if not outcomes:
+        info(f"no {args.track} submissions to evaluate")
+    return exit_status(outcomes)

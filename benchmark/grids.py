@@ -1,0 +1,42 @@
+"""Sample image grids: one PNG per submission and dataset, linked from the leaderboard."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from evaluator.data._cache import atomic_write
+
+MAX_CLASSES = 10
+PER_CLASS = 10
+MIN_PIXELS = 32
+
+
+def grid_name(team: str, dataset: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", team)
+    return f"{slug}-{dataset}.png"
+
+
+def sample_grid(images: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """uint8 3 x H x W: one row per class (the first MAX_CLASSES), its first PER_CLASS images."""
+    from torchvision.utils import make_grid
+
+    rows = []
+    for c in range(min(num_classes, MAX_CLASSES)):
+        members = images[labels == c][:PER_CLASS]
+        blank = torch.full((PER_CLASS - len(members), *images.shape[1:]), 255, dtype=torch.uint8)
+        rows.append(torch.cat([members, blank]))
+    batch = torch.cat(rows).float()
+    if batch.shape[-1] < MIN_PIXELS:  # small images (digits) upscaled so they can be seen
+        batch = F.interpolate(batch, scale_factor=MIN_PIXELS // batch.shape[-1], mode="nearest")
+    return make_grid(batch, nrow=PER_CLASS, padding=2, pad_value=255).round().clamp(0, 255).to(torch.uint8)
+
+
+def save_grid(path: Path, images: Tensor, labels: Tensor, num_classes: int) -> None:
+    from PIL import Image
+
+    grid = sample_grid(images, labels, num_classes).permute(1, 2, 0).numpy()
+    atomic_write(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))

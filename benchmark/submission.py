@@ -1,0 +1,152 @@
+"""Submission folders: discovery under submissions/, the submission.yaml schema, file hashes.
+
+    submissions/<team>/submission.yaml   team, method, track, datasets [, contact, paper, notes]
+                                         generative: [entrypoint (generate.py), args]
+    submissions/<team>/<dataset>.pt|.safetensors   fixed-ipc: one file per dataset entered
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from evaluator.data import REGISTRY
+
+from .errors import SubmissionError, UsageError
+
+TRACKS = ("fixed-ipc", "generative")
+SPEC_FILE = "submission.yaml"
+DATA_SUFFIXES = (".pt", ".pth", ".safetensors")
+TEAM_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+REQUIRED = {"team": str, "method": str, "track": str, "datasets": list}
+OPTIONAL = {"contact": str, "paper": str, "notes": str, "entrypoint": str, "args": list}
+GENERATIVE_ONLY = ("entrypoint", "args")
+IGNORED_NAMES = {"__pycache__", ".git", ".DS_Store"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    folder: Path
+    team: str
+    method: str
+    track: str
+    datasets: tuple[str, ...]
+    contact: str | None = None
+    paper: str | None = None
+    notes: str | None = None
+    entrypoint: str = "generate.py"
+    args: tuple[str, ...] = ()
+
+    def data_file(self, dataset: str) -> Path:
+        """The fixed-IPC file for a dataset: <dataset>.pt, .pth or .safetensors (exactly one)."""
+        found = [self.folder / f"{dataset}{s}" for s in DATA_SUFFIXES if (self.folder / f"{dataset}{s}").is_file()]
+        if not found:
+            raise SubmissionError(f"{self.folder}/{dataset}.pt: missing; add the {dataset} tensor file "
+                                  f"(.pt or .safetensors) or remove {dataset} from datasets in {SPEC_FILE}")
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise SubmissionError(f"{self.folder}: several files for {dataset} ({names}); keep exactly one")
+        return found[0]
+
+
+def _bad(path: Path, message: str) -> SubmissionError:
+    return SubmissionError(f"{path}: {message}")
+
+
+def parse_spec(folder: Path) -> Submission:
+    """Read and validate submission.yaml; every error names the key and the fix."""
+    path = folder / SPEC_FILE
+    if not path.is_file():
+        raise _bad(path, f"missing; create it with team, method, track ({' or '.join(TRACKS)}) and datasets")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise _bad(path, f"invalid YAML{at} ({getattr(exc, 'problem', None) or 'syntax error'}); fix the syntax") from None
+    except UnicodeDecodeError:
+        raise _bad(path, "not UTF-8 text; save it as UTF-8") from None
+    if not isinstance(spec, dict):
+        raise _bad(path, "must be a mapping of keys (team: ..., method: ..., ...)")
+    for key in spec:
+        if key not in REQUIRED and key not in OPTIONAL:
+            close = difflib.get_close_matches(str(key), [*REQUIRED, *OPTIONAL], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise _bad(path, f"unknown key '{key}'{hint}; allowed: {', '.join([*REQUIRED, *OPTIONAL])}")
+    for key, kind in REQUIRED.items():
+        if key not in spec:
+            raise _bad(path, f"missing key '{key}'; add it")
+    for key, kind in {**REQUIRED, **OPTIONAL}.items():
+        if key in spec and not isinstance(spec[key], kind):
+            raise _bad(path, f"key '{key}' must be a {kind.__name__}, got {type(spec[key]).__name__}")
+    if spec["track"] not in TRACKS:
+        raise _bad(path, f"key 'track' is '{spec['track']}'; use one of {', '.join(TRACKS)}")
+    if spec["team"] != folder.name:
+        raise _bad(path, f"key 'team' is '{spec['team']}' but the folder is '{folder.name}'; make them equal")
+    datasets = spec["datasets"]
+    if not datasets or not all(isinstance(d, str) for d in datasets):
+        raise _bad(path, "key 'datasets' must be a non-empty list of dataset names, e.g. [cifar100, tinyimagenet]")
+    for d in datasets:
+        if d not in REGISTRY:
+            raise _bad(path, f"key 'datasets' names unknown dataset '{d}'; known: {', '.join(REGISTRY)}")
+    if len(set(datasets)) != len(datasets):
+        raise _bad(path, "key 'datasets' lists a dataset twice; list each once")
+    if spec["track"] != "generative":
+        for key in GENERATIVE_ONLY:
+            if key in spec:
+                raise _bad(path, f"key '{key}' is only for track: generative; remove it")
+    args = spec.get("args", [])
+    if not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args):
+        raise _bad(path, "key 'args' must be a list of strings or numbers")
+    return Submission(
+        folder=folder, team=spec["team"], method=spec["method"], track=spec["track"], datasets=tuple(datasets),
+        contact=spec.get("contact"), paper=spec.get("paper"), notes=spec.get("notes"),
+        entrypoint=spec.get("entrypoint", "generate.py"), args=tuple(str(a) for a in args),
+    )
+
+
+def submission_folder(root: Path, team: str) -> Path:
+    if not TEAM_PATTERN.match(team):
+        raise UsageError(f"team '{team}': use letters, digits, '_', '-', '.' (a folder name under submissions/)")
+    folder = root / "submissions" / team
+    if not folder.is_dir():
+        known = discover(root)
+        close = difflib.get_close_matches(team, known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UsageError(f"no submission folder submissions/{team}; {hint}known: {', '.join(known) or 'none'}")
+    return folder
+
+
+def discover(root: Path) -> list[str]:
+    """Team folders under submissions/, sorted (folders without submission.yaml included)."""
+    base = root / "submissions"
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file of the submission, by path relative to the folder."""
+    hashes = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in IGNORED_NAMES for part in rel.parts) or not path.is_file() or path.is_symlink():
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        hashes[rel.as_posix()] = digest.hexdigest()
+    return hashes
+
+
+def combined_hash(hashes: dict[str, str]) -> str:
+    """One digest for the whole folder: names and contents."""
+    digest = hashlib.sha256()
+    for name, h in sorted(hashes.items()):
+        digest.update(f"{name}\0{h}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,81 @@
+"""Everything about a fixed-IPC submission that can be checked without training."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from evaluator.data import get_info
+from evaluator.errors import ImageFileError
+from evaluator.files import ImageSet, load_image_set
+
+from .errors import SubmissionError
+from .protocol import Protocol
+from .submission import Submission
+
+# A pre-normalised image set has per-channel statistics near mean 0, std 1. Distilled images
+# stray from that, but images saved in [0, 1], in 0-255 or in ZCA space stray much further.
+MAX_ABS_MEAN = 1.0
+STD_RANGE = (0.3, 3.0)
+
+
+@dataclass
+class DatasetCheck:
+    dataset: str
+    file: Path | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    images: int = 0
+    ipc: int = 0
+
+
+def normalisation_warning(path: Path, images: torch.Tensor) -> str | None:
+    """Warn when float images do not look normalised with the dataset statistics."""
+    if images.dtype == torch.uint8:
+        return None
+    mean = images.mean(dim=(0, 2, 3))
+    std = images.std(dim=(0, 2, 3))
+    if mean.abs().max() <= MAX_ABS_MEAN and STD_RANGE[0] <= std.min() and std.max() <= STD_RANGE[1]:
+        return None
+    fmt = lambda t: "(" + ", ".join(f"{v:.2f}" for v in t.tolist()) + ")"  # noqa: E731
+    return (f"{path.name}: per-channel mean {fmt(mean)}, std {fmt(std)} are far from a normalised dataset's "
+            f"(about 0 and 1); images in [0,1], 0-255 or ZCA space score near chance: save (x - mean) / std "
+            f"with the dataset statistics, or uint8 images")
+
+
+def check_fixed_ipc(sub: Submission, dataset: str, protocol: Protocol) -> tuple[ImageSet, DatasetCheck]:
+    """Load and check one dataset file; raises SubmissionError with a one-line reason."""
+    info = get_info(dataset)
+    path = sub.data_file(dataset)
+    check = DatasetCheck(dataset, path)
+    try:
+        image_set = load_image_set(path, info.num_classes, info.resolution)
+    except ImageFileError as exc:
+        raise SubmissionError(str(exc)) from None
+    counts = image_set.class_counts(info.num_classes)
+    want = protocol.fixed_ipc
+    off = (counts != want).nonzero().flatten().tolist()
+    if off:
+        c = off[0]
+        raise SubmissionError(f"{path}: class {c} has {int(counts[c])} images; the fixed-IPC track needs exactly "
+                              f"{want} per class ({want * info.num_classes} images)")
+    warning = normalisation_warning(path, image_set.images)
+    if warning:
+        check.warnings.append(warning)
+    check.images, check.ipc = len(image_set.labels), want
+    return image_set, check
+
+
+def validate_submission(sub: Submission, datasets: tuple[str, ...], protocol: Protocol) -> list[DatasetCheck]:
+    """Check every dataset entered (fixed-IPC files); errors are collected, not raised."""
+    checks = []
+    for dataset in datasets:
+        if sub.track != "fixed-ipc":
+            checks.append(DatasetCheck(dataset))
+            continue
+        try:
+            checks.append(check_fixed_ipc(sub, dataset, protocol)[1])
+        except SubmissionError as exc:
+            checks.append(DatasetCheck(dataset, error=str(exc)))
+    return checks

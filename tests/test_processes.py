@@ -1,0 +1,79 @@
+"""Real `bench` processes: concurrent writers, a kill between runs, the full protocol."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, add_team, read_results
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def bench(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *map(str, args)], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_two_submits_started_together_both_land_their_rows(project):
+    add_team(project, "alpha")
+    add_team(project, "beta")
+    procs = [bench("submit", team, "--root", project, "--epochs", "2", "--runs", "1") for team in ("alpha", "beta")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    with (project / "leaderboard" / "results.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["team"] for r in rows) == ["alpha", "beta"] and all(r["status"] == "ok" for r in rows)
+    board = (project / "leaderboard" / "LEADERBOARD.md").read_text()
+    assert "alpha" in board and "beta" in board
+
+
+def test_the_same_submission_twice_at_once_is_evaluated_once(project):
+    add_team(project, "alpha")
+    procs = [bench("submit", "alpha", "--root", project, "--epochs", "2", "--runs", "1") for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert len(read_results(project)) == 1
+    assert sum("use --force to re-evaluate" in err for _, err in outs) == 1
+
+
+def test_killed_between_runs_resumes_with_the_remaining_runs_only(project):
+    add_team(project, "alpha")
+    args = ("submit", "alpha", "--root", project, "--epochs", "300", "--runs", "3", "--no-compile")
+    proc = bench(*args, start_new_session=True)
+    runs_dir = project / "leaderboard" / ".runs"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(runs_dir.glob("*/seed-0.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = sorted(runs_dir.glob("*/seed-*.json"))
+    assert finished, "no run finished before the deadline"
+    assert read_results(project) == []  # killed: no row, no half-written file
+    first = {p.name: (p.stat().st_mtime_ns, p.read_text()) for p in finished}
+    out, err = bench(*args).communicate(timeout=300)
+    assert f"resuming, {len(finished)} of 3 runs already finished" in err, err
+    rows = read_results(project)
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["seeds"] == "[0, 1, 2]"
+    for path in finished:  # the finished runs were not trained again
+        assert (path.stat().st_mtime_ns, path.read_text()) == first[path.name]
+
+
+@pytest.mark.slow
+def test_make_submit_of_the_shipped_example_full_protocol(project):
+    """Acceptance: the shipped example, full protocol, gives a ranked line; again: skipped."""
+    from conftest import EXAMPLE
+
+    add_team(project, "random_ipc10", spec=(EXAMPLE / "submission.yaml").read_text())
+    out, err = bench("submit", "random_ipc10", "--root", project).communicate(timeout=600)
+    rows = read_results(project)
+    assert len(rows) == 1 and rows[0]["standard"] == "true" and rows[0]["epochs"] == "1000", err
+    assert float(rows[0]["acc_mean"]) > 85 and len(eval(rows[0]["acc_runs"])) == 3
+    board = (project / "leaderboard" / "LEADERBOARD.md").read_text()
+    track1 = board.split("## Track 1: fixed IPC")[1].split("## ")[0]
+    assert "| 1 | random_ipc10 |" in track1 and "[digits](grids/random_ipc10-digits.png)" in track1
+    out, err = bench("submit", "random_ipc10", "--root", project).communicate(timeout=120)
+    assert "already evaluated" in err and len(read_results(project)) == 1
