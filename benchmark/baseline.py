@@ -5,8 +5,6 @@ so the same images can be submitted like any team's.
 """
 from __future__ import annotations
 
-import hashlib
-
 import torch
 import yaml
 from safetensors.torch import save_file
@@ -17,7 +15,7 @@ from evaluator.data._cache import atomic_write
 from .config import Options
 from .console import info
 from .protocol import Protocol
-from .runner import Job, Outcome, base_row, score
+from .runner import Job, Outcome, base_row, score, tensor_digest
 from .submission import SPEC_FILE
 
 EXAMPLE_TEAM = "random_ipc10"
@@ -32,13 +30,6 @@ def random_selection(ds: Dataset, ipc: int, seed: int) -> tuple[torch.Tensor, to
         picks.append(members[torch.randperm(len(members), generator=g)[:ipc]])
     idx = torch.cat(picks)
     return ds.train_images[idx].contiguous(), ds.train_labels[idx].contiguous()
-
-
-def _tensor_sha(*tensors: torch.Tensor) -> str:
-    digest = hashlib.sha256()
-    for t in tensors:
-        digest.update(t.contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def write_example(opts: Options, dataset: str, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -63,7 +54,7 @@ def baseline_random(opts: Options, protocol: Protocol, dataset: str) -> Outcome:
     if opts.seed == 0:
         write_example(opts, dataset, images, labels)
     row = base_row(opts, protocol, team=f"Random {protocol.fixed_ipc} IPC", method=f"random real images (seed {opts.seed})",
-                   track="reference", dataset=dataset, submission_sha256=_tensor_sha(images, labels))
+                   track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
     job = Job(row=row, images=ds.normalize(images), labels=labels, preview=images, ipc=protocol.fixed_ipc,
               epochs=protocol.fixed_epochs)
     return score(opts, protocol, ds, job)
@@ -75,7 +66,7 @@ def baseline_full(opts: Options, protocol: Protocol, dataset: str) -> Outcome:
     images, labels = ds.train_images, ds.train_labels
     ipc = int(torch.bincount(labels, minlength=ds.info.num_classes).min())
     row = base_row(opts, protocol, team="Full dataset", method=f"all {len(labels)} training images",
-                   track="reference", dataset=dataset, submission_sha256=_tensor_sha(images, labels))
+                   track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
     job = Job(row=row, images=ds.normalize(images), labels=labels, preview=images, ipc=ipc,
               epochs=protocol.ipc_epochs.epochs(ipc))
     return score(opts, protocol, ds, job)

@@ -49,6 +49,7 @@ class Options:
     epochs: int | None = None  # override: non-standard
     budget: float | None = None  # generation budget override: non-standard
     force: bool = False
+    sandbox: bool = True  # False only by the explicit --no-sandbox opt-in: non-standard
     precision: str = "fp32"
     compile: bool | None = None
 
@@ -63,7 +64,7 @@ class Options:
     @property
     def standard(self) -> bool:
         """False when an override changed the protocol: such rows are shown apart, unranked."""
-        return self.epochs is None and self.budget is None
+        return self.epochs is None and self.budget is None and self.sandbox
 
     @property
     def project(self) -> Path:

@@ -102,8 +102,10 @@ def build_tables(rows: list[dict]) -> list[Table]:
         tables.append(_entry_tables("Reference rows (this harness, `bench baseline`)", refs, ranked=False, generative=False))
     odd = _latest([r for r in ok if r["standard"] != "true"], "track", "team", "dataset", "nonstandard")
     if odd:
-        t = Table("Non-standard runs (not ranked)", ["track", "team", "dataset", "accuracy", "IPC", "epochs", "override", "date"])
-        t.rows = [[r["track"], r["team"], r["dataset"], _score(r), r["ipc"], r["epochs"], r["nonstandard"],
+        t = Table("Non-standard runs (not ranked)",
+                  ["track", "team", "dataset", "accuracy", "IPC", "epochs", "gen time", "override", "date"])
+        t.rows = [[r["track"], r["team"], r["dataset"], _score(r), r["ipc"], r["epochs"],
+                   f"{float(r['gen_seconds']):.0f} s" if r["gen_seconds"] else "—", r["nonstandard"],
                    r["timestamp"][:10]] for r in odd]
         tables.append(t)
     bad = [r for r in _latest(rows, "team", "dataset") if r["status"] != "ok"]

@@ -10,6 +10,7 @@ import yaml
 from evaluator.ipc_epochs import IpcEpochTable
 
 from .errors import UsageError
+from .sandbox import Limits
 
 DEFAULT_PATH = Path(__file__).parent / "config" / "protocol.yaml"
 
@@ -23,6 +24,7 @@ class Protocol:
     ipc_epochs: IpcEpochTable
     max_ipc: int
     budgets: dict[str, float]
+    sandbox_limits: Limits
 
     def budget(self, dataset: str) -> float:
         if dataset not in self.budgets:
@@ -60,4 +62,7 @@ def load_protocol(path: Path = DEFAULT_PATH) -> Protocol:
         ipc_epochs=table,
         max_ipc=_get(tree, "generative.max_ipc", int),
         budgets=dict(_get(tree, "generative.budget_seconds", dict)),
+        sandbox_limits=Limits(max_processes=_get(tree, "sandbox.max_processes", int),
+                              max_open_files=_get(tree, "sandbox.max_open_files", int),
+                              max_output_bytes=_get(tree, "sandbox.max_output_mib", int) << 20),
     )

@@ -54,25 +54,39 @@ class Job:
 
 def base_row(opts: Options, protocol: Protocol, **identity) -> dict:
     reasons = [f"epochs={opts.epochs}" if opts.epochs is not None else "",
-               f"budget={opts.budget:g}s" if opts.budget is not None else ""]
+               f"budget={opts.budget:g}s" if opts.budget is not None else "",
+               "no-sandbox" if not opts.sandbox else ""]
     return {**identity, "runs": opts.runs, "standard": opts.standard, "nonstandard": " ".join(r for r in reasons if r),
             "device": device_name(opts.device), "precision": opts.precision, "protocol_version": protocol.version,
             **results.environment_columns(opts.project)}
 
 
-def test_digest(ds: Dataset) -> str:
+def tensor_digest(*tensors: Tensor) -> str:
+    """sha256 over the bytes of CPU tensors."""
     digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(ds.test_images.numpy()).tobytes())
-    digest.update(np.ascontiguousarray(ds.test_labels.numpy()).tobytes())
+    for t in tensors:
+        digest.update(np.ascontiguousarray(t.numpy()).tobytes())
     return digest.hexdigest()
 
 
-def protocol_key(opts: Options, protocol: Protocol, ds: Dataset, job: Job, epochs: int) -> str:
-    fields = {"track": job.row["track"], "team": job.row["team"], "dataset": ds.info.name,
-              "submission": job.row.get("submission_sha256", ""), "epochs": epochs, "runs": opts.runs,
+def protocol_key(opts: Options, protocol: Protocol, ds: Dataset, row: dict, key_fields: dict) -> str:
+    """What makes two evaluations identical: submission, dataset and test set, protocol, options."""
+    fields = {"track": row["track"], "team": row["team"], "dataset": ds.info.name,
+              "submission": row.get("submission_sha256", ""), "epochs": opts.epochs, "runs": opts.runs,
               "seed": opts.seed, "precision": opts.precision, "protocol": protocol.version,
-              "test": test_digest(ds), **job.key_fields}
+              "test": tensor_digest(ds.test_images, ds.test_labels), **key_fields}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def previous_result(opts: Options, key: str, team: str, dataset: str) -> Outcome | None:
+    """The identical evaluation that already succeeded, unless --force."""
+    previous = None if opts.force else results.find_ok(opts.project, key)
+    if previous is None:
+        return None
+    message = (f"{team}/{dataset}: identical submission and protocol already evaluated on "
+               f"{previous['timestamp']} ({previous['acc_mean']} %); skipped, use --force to re-evaluate")
+    info(message)
+    return Outcome(team, dataset, "skipped", message, previous)
 
 
 def record(root: Path, row: dict, preview: tuple[Tensor, Tensor, int] | None = None) -> None:
@@ -94,20 +108,19 @@ def score(opts: Options, protocol: Protocol, ds: Dataset, job: Job) -> Outcome:
     root = opts.project
     team, dataset = job.row["team"], ds.info.name
     epochs = opts.epochs if opts.epochs is not None else job.epochs
-    key = protocol_key(opts, protocol, ds, job, epochs)
+    key = protocol_key(opts, protocol, ds, job.row, job.key_fields)
+    # Finished runs are keyed on the very images too: a generator may produce others next time.
+    run_key = hashlib.sha256((key + tensor_digest(job.preview, job.labels)).encode()).hexdigest()
     results.ensure_ignored(root)
-    state = results.state_dir(root, key)
+    state = results.state_dir(root, run_key)
     state.mkdir(parents=True, exist_ok=True)
     with FileLock(str(state / "evaluating.lock")):  # a second identical evaluation waits, then skips
-        previous = None if opts.force else results.find_ok(root, key)
+        previous = previous_result(opts, key, team, dataset)
         if previous is not None:
-            message = (f"{team}/{dataset}: identical submission and protocol already evaluated on "
-                       f"{previous['timestamp']} ({previous['acc_mean']} %); skipped, use --force to re-evaluate")
-            info(message)
-            return Outcome(team, dataset, "skipped", message, previous)
+            return previous
         if opts.force:
-            results.clear_runs(root, key)
-        done = results.load_runs(root, key)
+            results.clear_runs(root, run_key)
+        done = results.load_runs(root, run_key)
         if done:
             info(f"{team}/{dataset}: resuming, {len(done)} of {opts.runs} runs already finished")
         cfg = opts.train_config(epochs)
@@ -117,7 +130,7 @@ def score(opts: Options, protocol: Protocol, ds: Dataset, job: Job) -> Outcome:
             with pass_progress(f"{team}/{dataset}", (opts.runs - len(done)) * cfg.passes) as on_pass:
                 ev = evaluate(job.images, job.labels, ds.normalize(ds.test_images), ds.test_labels, ds.info.num_classes,
                               cfg, opts.runs, opts.seed, done=done, on_pass=on_pass,
-                              on_run=lambda r: results.save_run(root, key, r))
+                              on_run=lambda r: results.save_run(root, run_key, r))
         except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory, a broken backend
             return record_status(root, row, "failed", f"evaluation failed: {exc}")
         row.update(status="ok", acc_mean=ev.mean, acc_std=ev.std, acc_runs=[round(a, 4) for a in ev.accuracies],

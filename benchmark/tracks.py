@@ -1,15 +1,19 @@
 """Tracks: turning a submission folder into scored rows (`submit`) and running a whole track."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from evaluator.data import load_dataset
 from evaluator.errors import DatasetError
 from evaluator.normalize import to_uint8
 
+from . import generative, sandbox
 from .config import Options
-from .console import error, warn
+from .console import error, info, warn
 from .errors import SubmissionError, UsageError
 from .protocol import Protocol
-from .runner import Job, Outcome, base_row, record_status, report_warnings, score
+from .runner import Job, Outcome, base_row, previous_result, protocol_key, record_status, report_warnings, score
 from .submission import Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
 from .validate import check_fixed_ipc
 
@@ -26,10 +30,8 @@ def submit(opts: Options, protocol: Protocol, team: str, datasets: list[str] | N
         outcome = record_status(root, row, "invalid", str(exc))
         error(outcome.message)
         return [outcome]
-    wanted = _select(sub, datasets)
-    if sub.track == "generative":
-        raise UsageError(f"{team}: the generative track is not available in this version of the harness")
-    return [_fixed_ipc(opts, protocol, sub, sha, d) for d in wanted]
+    track = _generative if sub.track == "generative" else _fixed_ipc
+    return [track(opts, protocol, sub, sha, d) for d in _select(sub, datasets)]
 
 
 def _select(sub: Submission, datasets: list[str] | None) -> list[str]:
@@ -47,9 +49,7 @@ def _fixed_ipc(opts: Options, protocol: Protocol, sub: Submission, sha: str, dat
     try:
         image_set, check = check_fixed_ipc(sub, dataset, protocol)
     except SubmissionError as exc:
-        outcome = record_status(opts.project, row, "invalid", str(exc))
-        error(outcome.message)
-        return outcome
+        return _reject(opts, row, "invalid", str(exc))
     report_warnings(check.warnings)
     ds = load_dataset(dataset, opts.data_dir)
     mean, std = ds.info.mean, ds.info.std
@@ -57,6 +57,57 @@ def _fixed_ipc(opts: Options, protocol: Protocol, sub: Submission, sha: str, dat
     job = Job(row=row, images=image_set.normalized(mean, std), labels=image_set.labels, preview=preview,
               ipc=protocol.fixed_ipc, epochs=protocol.fixed_epochs)
     return score(opts, protocol, ds, job)
+
+
+def _generative(opts: Options, protocol: Protocol, sub: Submission, sha: str, dataset: str) -> Outcome:
+    """Run the generator in the sandbox against the clock, then score the images it completed."""
+    if opts.sandbox:
+        sandbox.bwrap_binary()  # refuse before anything runs
+    ds = load_dataset(dataset, opts.data_dir)
+    budget = opts.budget if opts.budget is not None else protocol.budget(dataset)
+    row = base_row(opts, protocol, team=sub.team, method=sub.method, track=sub.track, dataset=dataset,
+                   submission_sha256=sha, budget_seconds=budget, sandbox="bwrap" if opts.sandbox else "none")
+    key_fields = {"budget": budget, "sandbox": opts.sandbox}
+    previous = previous_result(opts, protocol_key(opts, protocol, ds, row, key_fields), sub.team, dataset)
+    if previous is not None:
+        return previous
+    info(f"{sub.team}/{dataset}: generating ({budget:g} s budget{'' if opts.sandbox else ', NO SANDBOX'})")
+    with tempfile.TemporaryDirectory(prefix="ddbench-gen-") as workdir:
+        try:
+            gen = generative.generate(sub, ds, opts.device, opts.seed, budget, Path(workdir),
+                                      protocol.sandbox_limits, sandboxed=opts.sandbox)
+        except SubmissionError as exc:  # entrypoint missing, files the sandbox cannot read
+            return _reject(opts, row, "invalid", str(exc))
+        row.update(gen_seconds=gen.seconds)
+        if gen.output_exceeded:
+            return _reject(opts, row, "failed", f"output folder exceeded the cap of "
+                                                f"{protocol.sandbox_limits.max_output_bytes >> 20} MiB; stopped")
+        if gen.crashed:
+            return _reject(opts, row, "failed", f"generator exited with status {gen.returncode}: "
+                                                f"{gen.log_tail or 'no output'}")
+        if not gen.shards:
+            if gen.timed_out:
+                return _reject(opts, row, "timeout", f"no shard completed within the {budget:g} s budget")
+            return _reject(opts, row, "failed", "the generator exited without completing a shard "
+                                                "(shard-00000.safetensors, ... in --out)")
+        try:
+            images = generative.collect(gen.shards, ds, protocol.max_ipc)
+        except SubmissionError as exc:
+            return _reject(opts, row, "invalid", str(exc))
+    if gen.timed_out:
+        info(f"{sub.team}/{dataset}: stopped at the deadline; scoring the {len(gen.shards)} shards completed before it")
+    row.update(images_generated=images.generated, images_dropped=images.dropped)
+    if images.dropped:
+        info(f"{sub.team}/{dataset}: IPC {images.ipc}; dropped {images.dropped} extra images of larger classes")
+    job = Job(row=row, images=ds.normalize(images.images), labels=images.labels, preview=images.images,
+              ipc=images.ipc, epochs=protocol.ipc_epochs.epochs(images.ipc), key_fields=key_fields)
+    return score(opts, protocol, ds, job)
+
+
+def _reject(opts: Options, row: dict, status: str, reason: str) -> Outcome:
+    outcome = record_status(opts.project, row, status, reason)
+    error(f"{row['team']}/{row['dataset']}: {outcome.message}")
+    return outcome
 
 
 def run_track(opts: Options, protocol: Protocol, track: str, teams: list[str] | None,

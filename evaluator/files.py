@@ -89,8 +89,9 @@ def _implied_labels(path: Path, images: Tensor, num_classes: int) -> Tensor:
 
 
 def check_image_set(path: Path, images: Tensor, labels: Tensor, num_classes: int, resolution: int,
-                    layout: str = "dict") -> ImageSet:
-    """Shape, dtype, finiteness, label range and class coverage; returns a normalised ImageSet."""
+                    layout: str = "dict", require_all_classes: bool = True) -> ImageSet:
+    """Shape, dtype, finiteness, label range and (unless a partial set such as a generator shard)
+    class coverage."""
     expected = f"N x 3 x {resolution} x {resolution}"
     if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != (resolution, resolution):
         raise ImageFileError(f"{path}: images have shape {tuple(images.shape)}; expected {expected}")
@@ -116,7 +117,7 @@ def check_image_set(path: Path, images: Tensor, labels: Tensor, num_classes: int
             f"{path}: labels out of range ({lo}..{hi}); expected class indices 0..{num_classes - 1}")
     counts = torch.bincount(labels, minlength=num_classes)
     missing = (counts == 0).nonzero().flatten().tolist()
-    if missing:
+    if missing and require_all_classes:
         shown = ", ".join(map(str, missing[:5])) + (", …" if len(missing) > 5 else "")
         raise ImageFileError(
             f"{path}: no images for {len(missing)} of {num_classes} classes ({shown}); every class needs images")

@@ -131,3 +131,34 @@ def read_results(root: Path) -> list[dict]:
         return []
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+GEN_PRELUDE = '''
+import json, os, sys, time
+from pathlib import Path
+from benchmark.genkit import ShardWriter, parse_args, time_left
+
+def write_valid_shard(args, per_class=2):
+    import torch
+    n = per_class * args.num_classes
+    labels = torch.arange(n) % args.num_classes
+    images = torch.randint(0, 256, (n, 3, args.resolution, args.resolution), dtype=torch.uint8)
+    return ShardWriter(args.out, args.resolution).write(images, labels)
+
+def extra(p):
+    p.add_argument("--probe", action="append", default=[])
+'''
+
+
+def add_generator(root: Path, team: str, body: str, args: list[str] | None = None) -> Path:
+    """A generative submission whose generate.py runs GEN_PRELUDE then `body` (args parsed)."""
+    import yaml
+
+    folder = root / "submissions" / team
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {"team": team, "method": "test generator", "track": "generative", "datasets": ["digits"]}
+    if args:
+        spec["args"] = args
+    (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
+    (folder / "generate.py").write_text(GEN_PRELUDE + "\nargs = parse_args(extra=extra)\n" + body)
+    return folder

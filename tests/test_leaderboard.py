@@ -53,7 +53,7 @@ def test_latest_standard_row_counts_and_others_go_to_their_sections(root):
                   row("g", "digits", 70.0, track="generative", ipc=37, epochs=270, gen_seconds=55.2))
     t1 = section(board, "Track 1: fixed IPC")
     assert "60.00 ± 0.50" in t1 and "50.00" not in t1 and "99.00" not in t1
-    assert "| fixed-ipc | a | digits | 99.00 ± 0.50 | 10 | 5 | epochs=5 |" in section(board, "Non-standard runs")
+    assert "| fixed-ipc | a | digits | 99.00 ± 0.50 | 10 | 5 | — | epochs=5 |" in section(board, "Non-standard runs")
     assert "| x | digits | invalid | bad thing \\| here |" in section(board, "Rejected or failed")
     assert "| r | 80.00 ± 0.50 | 124 | 81 |" in section(board, "Reference rows")
     t2 = section(board, "Track 2: generative")

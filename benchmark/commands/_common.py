@@ -31,11 +31,14 @@ def add_common(parser: argparse.ArgumentParser, submission: bool = True) -> None
         g.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                        help="override the generation budget (non-standard: the row is not ranked)")
         g.add_argument("--force", action="store_true", help="re-evaluate although an identical result exists")
+        g.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                       help="run generators without bubblewrap (trusted local runs only; recorded, not ranked)")
 
 
 def options(args: argparse.Namespace) -> Options:
     return Options(
         root=args.root.resolve() if args.root else None,
         runs=args.runs, seed=args.seed, device=resolve_device(args.device), epochs=args.epochs,
-        budget=getattr(args, "budget", None), force=getattr(args, "force", False), precision=args.precision, compile=args.compile,
+        budget=getattr(args, "budget", None), force=getattr(args, "force", False),
+        sandbox=getattr(args, "sandbox", True), precision=args.precision, compile=args.compile,
     )

@@ -1,0 +1,163 @@
+"""What a hostile generator cannot do from inside the bubblewrap sandbox."""
+import json
+import shutil
+import socket
+import threading
+
+import pytest
+
+from benchmark import generative
+from benchmark.cli import main
+from benchmark.sandbox import Limits
+from benchmark.submission import parse_spec
+from conftest import ROOT, add_generator, add_team, read_results
+from evaluator.data import load_dataset
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+
+
+def run(project, folder, budget=30, limits=Limits()):
+    ds = load_dataset("digits", project / "datasets")
+    work = project / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    gen = generative.generate(parse_spec(folder), ds, "cpu", 0, budget, work, limits)
+    report = {}
+    for line in gen.log_tail.split(" | "):
+        if line.startswith("REPORT "):
+            report = json.loads(line[len("REPORT "):])
+    return gen, report
+
+
+PROBE = r'''
+report = {}
+def attempt(name, fn):
+    try:
+        fn()
+        report[name] = "ALLOWED"
+    except Exception as exc:
+        report[name] = type(exc).__name__
+import socket
+def connect(host, port):
+    s = socket.socket(); s.settimeout(2); s.connect((host, port)); s.close()
+for spec in args.probe:
+    kind, _, target = spec.partition("=")
+    if kind == "read":
+        attempt(spec, lambda t=target: open(t, "rb").read(1))
+    elif kind == "write":
+        attempt(spec, lambda t=target: open(t, "w").write("escaped"))
+    elif kind == "connect":
+        host, port = target.rsplit(":", 1)
+        attempt(spec, lambda h=host, p=int(port): connect(h, p))
+print("REPORT " + json.dumps(report), flush=True)
+write_valid_shard(args)
+'''
+
+
+@pytest.fixture
+def http_server():
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+
+
+def test_no_network_no_reading_outside_no_writing_outside(project, http_server, tmp_path):
+    other = add_team(project, "other")
+    (project / "leaderboard").mkdir(exist_ok=True)
+    (project / "leaderboard" / "results.csv").write_text("secret,results\n")
+    host_tmp_marker = tmp_path / "escaped.txt"
+    probes = [
+        f"connect=127.0.0.1:{http_server}",  # the harness machine's loopback
+        "connect=1.1.1.1:53",
+        f"read={project / 'datasets' / 'manifest.yaml'}",
+        f"read={project / 'leaderboard' / 'results.csv'}",
+        f"read={ROOT / 'README.md'}",
+        f"read={ROOT / 'evaluator' / 'train.py'}",
+        f"read={other / 'submission.yaml'}",
+        "read=../other/submission.yaml",
+        "read=/root/.bashrc",
+        "read=/etc/shadow",
+        "write=/submission/escaped.txt",
+        f"write={project / 'leaderboard' / 'escaped.txt'}",
+        f"write={host_tmp_marker}",
+        "write=/usr/escaped.txt",
+        "read=/submission/generate.py",  # control: its own folder is readable
+        "write=/tmp/private.txt",  # control: a private /tmp is writable
+    ]
+    folder = add_generator(project, "probe", PROBE, args=[f"--probe={p}" for p in probes])
+    gen, report = run(project, folder)
+    assert gen.returncode == 0 and len(gen.shards) == 1, gen.log_tail
+    assert report.pop("read=/submission/generate.py") == "ALLOWED"
+    assert report.pop("write=/tmp/private.txt") == "ALLOWED"
+    allowed = {k: v for k, v in report.items() if v == "ALLOWED"}
+    assert not allowed and len(report) == len(probes) - 2, report
+    assert not (folder / "escaped.txt").exists() and not host_tmp_marker.exists()
+    assert not (project / "leaderboard" / "escaped.txt").exists()
+    assert (project / "leaderboard" / "results.csv").read_text() == "secret,results\n"
+
+
+def test_the_repository_shows_nothing_but_the_environment(project):
+    body = f"print('REPORT ' + json.dumps({{'listing': sorted(os.listdir({str(ROOT)!r})) if os.path.isdir({str(ROOT)!r}) else []}}))\nwrite_valid_shard(args)\n"
+    gen, report = run(project, add_generator(project, "lister", body))
+    assert set(report["listing"]) <= {".venv"}, report
+
+
+def test_environment_is_scrubbed_and_protocol_variables_set(project, monkeypatch):
+    monkeypatch.setenv("SECRET_TOKEN", "hunter2")
+    body = "print('REPORT ' + json.dumps(dict(os.environ)))\nwrite_valid_shard(args)\n"
+    gen, env = run(project, add_generator(project, "envy", body), budget=25)
+    assert "SECRET_TOKEN" not in env and env["HOME"] == "/tmp" and env["HF_HUB_OFFLINE"] == "1"
+    assert env["BENCH_BUDGET_SECONDS"] == "25" and float(env["BENCH_DEADLINE"]) > 0
+
+
+def test_fork_bomb_is_capped_and_the_harness_survives(project):
+    body = """
+children = 0
+try:
+    while children < 10000:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        children += 1
+except OSError as exc:
+    failure = type(exc).__name__
+else:
+    failure = None
+print("REPORT " + json.dumps({"children": children, "failure": failure}), flush=True)
+os.killpg(0, 9)
+"""
+    gen, report = run(project, add_generator(project, "bomb", body), budget=60, limits=Limits(max_processes=64))
+    assert report["failure"] in ("BlockingIOError", "OSError") and report["children"] < 64, report
+
+
+def test_disk_fill_stops_at_the_output_cap(project):
+    body = """
+written = 0
+chunk = b"x" * (1 << 20)
+try:
+    with open(os.path.join(args.out, "big.bin"), "wb") as f:
+        while written < (1 << 40):
+            f.write(chunk); f.flush(); written += len(chunk)
+except OSError as exc:
+    print("REPORT " + json.dumps({"written": written, "error": type(exc).__name__}), flush=True)
+    raise
+"""
+    cap = 32 << 20
+    gen, report = run(project, add_generator(project, "filler", body), limits=Limits(max_output_bytes=cap))
+    assert gen.crashed and report["written"] <= cap, report
+    assert generative._output_bytes(project / "work") <= cap
+
+
+def test_hostile_generators_leave_the_leaderboard_intact(project):
+    add_team(project, "good")
+    assert main(["submit", "good", "--root", str(project), "--epochs", "2", "--runs", "1"]) == 0
+    before = (project / "leaderboard" / "results.csv").read_text()
+    add_generator(project, "bomb", "while True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n")
+    assert main(["submit", "bomb", "--root", str(project), "--epochs", "2", "--runs", "1", "--budget", "6"]) == 1
+    rows = read_results(project)
+    assert (project / "leaderboard" / "results.csv").read_text().startswith(before)
+    assert [r["status"] for r in rows] == ["ok", "timeout"]
