@@ -32,6 +32,7 @@ test: install
 # the reference rows, then the leaderboard. Already-evaluated entries are skipped.
 demo: install
 	$(BIN)/bench run --track fixed-ipc --dataset digits
+	$(BIN)/bench run --track generative --dataset digits
 	$(BIN)/bench baseline random --dataset digits
 	$(BIN)/bench baseline full --dataset digits
 	$(BIN)/bench leaderboard
