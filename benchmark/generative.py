@@ -168,15 +168,19 @@ def _watch(cmd, env, inside, sub, limits, start, budget, out, frozen, cap) -> Ge
                             preexec_fn=sandbox.preexec(limits, cap.join_file() if cap else None))
     tail = _Tail(proc.stdout)
     timed_out = exceeded = False
-    while proc.poll() is None:
-        now = time.time()
-        if now >= start + budget:
-            timed_out = True
-            break
-        if _output_bytes(out) > limits.max_output_bytes:
-            exceeded = True
-            break
-        time.sleep(min(POLL_SECONDS, max(0.0, start + budget - now)))
+    try:
+        while proc.poll() is None:
+            now = time.time()
+            if now >= start + budget:
+                timed_out = True
+                break
+            if _output_bytes(out) > limits.max_output_bytes:
+                exceeded = True
+                break
+            time.sleep(min(POLL_SECONDS, max(0.0, start + budget - now)))
+    except BaseException:  # interrupted: never leave a generator running
+        _kill(proc)
+        raise
     ended = min(time.time(), start + budget)
     shards = _freeze(out, frozen)  # before the kill: later shards do not count
     _kill(proc)

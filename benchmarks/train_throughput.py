@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _official_style import images_per_second as official_loop  # noqa: E402
+from _official_style import make_pass as official_pass  # noqa: E402
 from evaluator.convnet import conv_flops_per_image, convnet_d3_w128  # noqa: E402
 from evaluator.train import TrainConfig, train_and_test  # noqa: E402
 
@@ -35,15 +35,16 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _flops_per_second(fn, flops: float, device: str, reps: int) -> float:
-    for _ in range(2):
+def rate(fn, work: float, device: str, reps: int, warmup: int = 2) -> float:
+    """work x reps / seconds of `reps` calls of fn, after `warmup` untimed calls."""
+    for _ in range(warmup):
         fn()
     sync(device)
     start = time.perf_counter()
     for _ in range(reps):
         fn()
     sync(device)
-    return flops * reps / (time.perf_counter() - start)
+    return work * reps / (time.perf_counter() - start)
 
 
 @torch.no_grad()
@@ -54,11 +55,11 @@ def measured_peak(device: str, precision: str) -> float:
     cuda = device.startswith("cuda")
     n, reps = (8192, 20) if cuda else (2048, 5)
     a = torch.randn(n, n, device=device, dtype=dtype)
-    gemm = _flops_per_second(lambda: a @ a, 2 * n**3, device, reps)
+    gemm = rate(lambda: a @ a, 2 * n**3, device, reps)
     batch, ch, size = (256, 256, 64) if cuda else (16, 256, 32)
     x = torch.randn(batch, ch, size, size, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
     conv = torch.nn.Conv2d(ch, ch, 3, padding=1).to(device, dtype).to(memory_format=torch.channels_last)
-    conv_rate = _flops_per_second(lambda: conv(x), 2 * batch * size * size * ch * ch * 9, device, reps)
+    conv_rate = rate(lambda: conv(x), 2 * batch * size * size * ch * ch * 9, device, reps)
     return max(gemm, conv_rate)
 
 
@@ -100,7 +101,8 @@ def main() -> None:
         shape_passes = max(1, passes // 4) if (shape == "tinyimagenet" and not cuda) else passes
         for variant in args.variants:
             if variant == "official":
-                ips = official_loop(n_classes, res, IPC, args.device, shape_passes, sync)
+                one_pass, n_images = official_pass(n_classes, res, IPC, args.device)
+                ips = rate(one_pass, n_images, args.device, shape_passes, warmup=1)
             else:
                 ips = ours(n_classes, res, args.device, args.precision, variant == "compiled",
                            args.compile_mode, shape_passes, warmup)

@@ -25,6 +25,7 @@ def test_evaluate_json_reports_runs_seeds_and_protocol(capsys):
     assert r["acc_mean"] == pytest.approx(sum(r["acc_runs"]) / 2, abs=1e-3)
     assert r["images"] == 100 and r["classes"] == 10 and r["device"].startswith("CPU")
     assert {"acc_std", "class_spread", "seconds", "run_seconds", "precision"} <= set(r)
+    assert len(r["acc_per_class"]) == 10 and all(0 <= a <= 100 for a in r["acc_per_class"])
 
 
 def test_reference_test_file_scores_exactly_like_the_dataset(capsys, tmp_path):

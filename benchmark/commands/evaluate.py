@@ -78,6 +78,7 @@ def _report(args, opts: Options, cfg: TrainConfig, ev: Evaluation, n_images: int
         "acc_mean": round(ev.mean, 4),
         "acc_std": round(ev.std, 4),
         "class_spread": round(ev.class_spread, 4),
+        "acc_per_class": [round(a, 2) for a in ev.per_class_mean],
         "seeds": [r.seed for r in ev.runs],
         "run_seconds": [round(r.seconds, 2) for r in ev.runs],
         "epochs": ev.epochs,
