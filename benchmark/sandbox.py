@@ -165,12 +165,12 @@ def bwrap_command(argv: list[str], submission: Path, out: Path, bench_dir: Path,
                   device: str) -> list[str]:
     """The bwrap command line that runs argv (paths inside: /submission, /out, /bench)."""
     cmd = [bwrap_binary(), "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
-           "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL", "--clearenv", *_system_binds()]
+           "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL", "--clearenv", *_system_binds(),
+           # Mounts apply in order: the private /tmp first, so an environment installed under /tmp stays visible.
+           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/sys", "/sys"]
     for root in _python_roots():
         cmd += ["--ro-bind", root, root]
-    cmd += ["--ro-bind", str(submission), "/submission", "--bind", str(out), "/out",
-            "--ro-bind", str(bench_dir), "/bench", "--ro-bind", "/sys", "/sys",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    cmd += ["--ro-bind", str(submission), "/submission", "--bind", str(out), "/out", "--ro-bind", str(bench_dir), "/bench"]
     if device.startswith("cuda"):
         for node in sorted(glob.glob("/dev/nvidia*")):
             cmd += ["--dev-bind", node, node]

@@ -161,3 +161,13 @@ def test_hostile_generators_leave_the_leaderboard_intact(project):
     rows = read_results(project)
     assert (project / "leaderboard" / "results.csv").read_text().startswith(before)
     assert [r["status"] for r in rows] == ["ok", "timeout"]
+
+
+def test_private_tmp_is_mounted_before_the_environment(tmp_path):
+    """bwrap mounts in order: an environment under /tmp (a checkout in mktemp) must stay visible."""
+    from benchmark.sandbox import _python_roots, bwrap_command
+
+    cmd = bwrap_command(["python"], tmp_path, tmp_path, tmp_path, {}, "cpu")
+    tmpfs = cmd.index("--tmpfs")
+    binds = [i for i, a in enumerate(cmd) if a == "--ro-bind" and cmd[i + 1] in _python_roots()]
+    assert cmd[tmpfs + 1] == "/tmp" and binds and all(i > tmpfs for i in binds)
