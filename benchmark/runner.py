@@ -23,7 +23,7 @@ from evaluator.evaluate import evaluate
 
 from . import grids, leaderboard, results
 from .config import Options, device_name
-from .console import info, pass_progress, warn
+from .console import info, pass_progress
 from .protocol import Protocol
 
 
@@ -140,8 +140,3 @@ def score(opts: Options, protocol: Protocol, ds: Dataset, job: Job) -> Outcome:
     info(f"[green]{team}/{dataset}[/]: {ev.mean:.2f} ± {ev.std:.2f} % over {opts.runs} runs "
          f"(IPC {job.ipc}, {epochs} epochs{'' if opts.standard else ', non-standard'})")
     return Outcome(team, dataset, "ok", f"{ev.mean:.2f} ± {ev.std:.2f} %", row)
-
-
-def report_warnings(warnings: list[str]) -> None:
-    for w in warnings:
-        warn(w)

@@ -13,7 +13,7 @@ from .config import Options
 from .console import error, info, warn
 from .errors import SubmissionError, UsageError
 from .protocol import Protocol
-from .runner import Job, Outcome, base_row, previous_result, protocol_key, record_status, report_warnings, score
+from .runner import Job, Outcome, base_row, previous_result, protocol_key, record_status, score
 from .submission import Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
 from .validate import check_fixed_ipc
 
@@ -50,7 +50,8 @@ def _fixed_ipc(opts: Options, protocol: Protocol, sub: Submission, sha: str, dat
         image_set, check = check_fixed_ipc(sub, dataset, protocol)
     except SubmissionError as exc:
         return _reject(opts, row, "invalid", str(exc))
-    report_warnings(check.warnings)
+    for w in check.warnings:
+        warn(w)
     ds = load_dataset(dataset, opts.data_dir)
     mean, std = ds.info.mean, ds.info.std
     preview = image_set.images if image_set.is_uint8 else to_uint8(image_set.images, mean, std)

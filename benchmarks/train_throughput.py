@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _official_style import make_pass as official_pass  # noqa: E402
-from evaluator.convnet import conv_flops_per_image, convnet_d3_w128  # noqa: E402
+from evaluator.convnet import conv_flops_per_image  # noqa: E402
 from evaluator.train import TrainConfig, train_and_test  # noqa: E402
 
 SHAPES = {"cifar100": (100, 32), "tinyimagenet": (200, 64)}

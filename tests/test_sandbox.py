@@ -1,7 +1,6 @@
 """What a hostile generator cannot do from inside the bubblewrap sandbox."""
 import json
 import shutil
-import socket
 import threading
 
 import pytest
@@ -37,7 +36,6 @@ def attempt(name, fn):
         report[name] = "ALLOWED"
     except Exception as exc:
         report[name] = type(exc).__name__
-import socket
 def connect(host, port):
     s = socket.socket(); s.settimeout(2); s.connect((host, port)); s.close()
 for spec in args.probe:

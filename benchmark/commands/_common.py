@@ -6,12 +6,17 @@ from pathlib import Path
 
 from evaluator.train import PRECISIONS
 
-from ..config import Options, resolve_device
+from ..config import Options, find_root, resolve_device
 
 
 def add_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, default=None, metavar="DIR",
                         help="project root (default: found upwards from the current folder)")
+
+
+def project_root(args: argparse.Namespace) -> Path:
+    """--root, or the project root found upwards from the current folder."""
+    return args.root.resolve() if args.root else find_root()
 
 
 def add_common(parser: argparse.ArgumentParser, submission: bool = True) -> None:

@@ -8,9 +8,8 @@ from rich.table import Table
 
 from evaluator import data as ds
 
-from ..config import find_root
 from ..console import console, info
-from ._common import add_root
+from ._common import add_root, project_root
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    return (args.root.resolve() if args.root else find_root()) / "datasets"
+    return project_root(args) / "datasets"
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -6,9 +6,8 @@ import argparse
 from rich.table import Table as RichTable
 
 from .. import leaderboard, results
-from ..config import find_root
 from ..console import console, info
-from ._common import add_root
+from ._common import add_root, project_root
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    root = args.root.resolve() if args.root else find_root()
+    root = project_root(args)
     with results.locked(root):
         path = leaderboard.write(root)
         tables = leaderboard.build_tables(results.read_rows(root))

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import find_root
 from ..console import console, error, info, warn
 from ..errors import SubmissionError
 from ..protocol import load_protocol
 from ..submission import file_hashes, parse_spec, submission_folder
 from ..validate import validate_submission
-from ._common import add_root
+from ._common import add_root, project_root
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    root = args.root.resolve() if args.root else find_root()
+    root = project_root(args)
     folder = submission_folder(root, args.team)
     for name, digest in file_hashes(folder).items():
         console.print(f"  sha256 {digest}  {name}", highlight=False)
