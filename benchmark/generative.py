@@ -138,8 +138,7 @@ def generate(sub: Submission, ds: Dataset, device: str, seed: int, budget: float
 
 
 def _run(sub, ds, device, seed, budget, limits, sandboxed, entry, bench, out, frozen) -> Generation:
-    inside = sandboxed
-    folder, out_dir, lib = ("/submission", "/out", "/bench") if inside else (str(sub.folder), str(out), str(bench))
+    folder, out_dir, lib = ("/submission", "/out", "/bench") if sandboxed else (str(sub.folder), str(out), str(bench))
     argv = [sys.executable, f"{folder}/{entry.as_posix()}", "--dataset", ds.info.name,
             "--num-classes", str(ds.info.num_classes), "--resolution", str(ds.info.resolution),
             "--classes", f"{lib}/classes.json", "--out", out_dir, "--device", device, "--seed", str(seed), *sub.args]
@@ -149,22 +148,22 @@ def _run(sub, ds, device, seed, budget, limits, sandboxed, entry, bench, out, fr
            "BENCH_BUDGET_SECONDS": f"{budget:g}"}
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
-    if not inside:
+    if not sandboxed:
         env["TMPDIR"] = env["HOME"] = str(out.parent)
     start = time.time()
     env["BENCH_DEADLINE"] = f"{start + budget:.3f}"
-    cmd = sandbox.bwrap_command(argv, sub.folder, out, bench, env, device) if inside else argv
-    cap = sandbox.ProcessCap(limits.max_processes) if inside else None
+    cmd = sandbox.bwrap_command(argv, sub.folder, out, bench, env, device) if sandboxed else argv
+    cap = sandbox.ProcessCap(limits.max_processes) if sandboxed else None
     try:
-        return _watch(cmd, env, inside, sub, limits, start, budget, out, frozen, cap)
+        return _watch(cmd, env, sandboxed, sub, limits, start, budget, out, frozen, cap)
     finally:
         if cap is not None:
             cap.close()
 
 
-def _watch(cmd, env, inside, sub, limits, start, budget, out, frozen, cap) -> Generation:
+def _watch(cmd, env, sandboxed, sub, limits, start, budget, out, frozen, cap) -> Generation:
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={} if inside else env, cwd=None if inside else sub.folder, start_new_session=True,
+                            env={} if sandboxed else env, cwd=None if sandboxed else sub.folder, start_new_session=True,
                             preexec_fn=sandbox.preexec(limits, cap.join_file() if cap else None))
     tail = _Tail(proc.stdout)
     timed_out = exceeded = False

@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from filelock import FileLock
 from torch import Tensor
 
-from evaluator.data import Dataset
+from evaluator.data import Dataset, tensor_digest
 from evaluator.errors import one_line
 from evaluator.evaluate import evaluate
 
@@ -61,20 +60,12 @@ def base_row(opts: Options, protocol: Protocol, **identity) -> dict:
             **results.environment_columns(opts.project)}
 
 
-def tensor_digest(*tensors: Tensor) -> str:
-    """sha256 over the bytes of CPU tensors."""
-    digest = hashlib.sha256()
-    for t in tensors:
-        digest.update(np.ascontiguousarray(t.numpy()).tobytes())
-    return digest.hexdigest()
-
-
 def protocol_key(opts: Options, protocol: Protocol, ds: Dataset, row: dict, key_fields: dict) -> str:
     """What makes two evaluations identical: submission, dataset and test set, protocol, options."""
     fields = {"track": row["track"], "team": row["team"], "dataset": ds.info.name,
               "submission": row.get("submission_sha256", ""), "epochs": opts.epochs, "runs": opts.runs,
               "seed": opts.seed, "precision": opts.precision, "protocol": protocol.version,
-              "test": tensor_digest(ds.test_images, ds.test_labels), **key_fields}
+              "test": ds.test_digest, **key_fields}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 

@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import Tensor
@@ -72,6 +75,19 @@ class Dataset:
 
     def normalize(self, images: Tensor) -> Tensor:
         return normalize(images, self.info.mean, self.info.std)
+
+    @cached_property
+    def test_digest(self) -> str:
+        """Which test set this is (an imported reference file changes it); hashed once per object."""
+        return tensor_digest(self.test_images, self.test_labels)
+
+
+def tensor_digest(*tensors: Tensor) -> str:
+    """sha256 over the bytes of CPU tensors."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(np.ascontiguousarray(t.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def cache_dir(data_dir: Path, name: str) -> Path:
