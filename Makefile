@@ -48,7 +48,7 @@ leaderboard: install
 	$(BIN)/bench leaderboard
 
 bench: install
-	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python perf/train_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

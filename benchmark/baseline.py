@@ -10,12 +10,12 @@ import yaml
 from safetensors.torch import save_file
 
 from evaluator.data import Dataset, load_dataset, tensor_digest
-from evaluator.data._cache import atomic_write
+from evaluator.atomic import atomic_write
 
-from .config import Options
+from .options import Options
 from .console import info
 from .protocol import Protocol
-from .runner import Job, Outcome, base_row, score
+from .scoring import Job, Outcome, base_row, score
 from .submission import SPEC_FILE
 
 EXAMPLE_TEAM = "random_ipc10"

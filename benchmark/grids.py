@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from evaluator.data._cache import atomic_write
+from evaluator.atomic import atomic_write
 
 MAX_CLASSES = 10
 PER_CLASS = 10

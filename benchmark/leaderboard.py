@@ -14,12 +14,12 @@ from pathlib import Path
 import yaml
 
 from evaluator.data import CHALLENGE_DATASETS, REGISTRY
-from evaluator.data._cache import atomic_write
+from evaluator.atomic import atomic_write
 
 from . import grids, results
 
 TRACK_TITLES = {"fixed-ipc": "Track 1: fixed IPC", "generative": "Track 2: generative"}
-PUBLISHED = Path(__file__).parent / "config" / "published_eccv2024.yaml"
+PUBLISHED = Path(__file__).parent / "published_eccv2024.yaml"
 
 
 @dataclass

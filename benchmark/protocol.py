@@ -12,7 +12,7 @@ from evaluator.ipc_epochs import IpcEpochTable
 from .errors import UsageError
 from .sandbox import Limits
 
-DEFAULT_PATH = Path(__file__).parent / "config" / "protocol.yaml"
+DEFAULT_PATH = Path(__file__).parent / "protocols" / "protocol.yaml"
 
 
 @dataclass(frozen=True)

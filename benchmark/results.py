@@ -18,7 +18,7 @@ from typing import Iterator
 
 from filelock import FileLock
 
-from evaluator.data._cache import atomic_write
+from evaluator.atomic import atomic_write
 from evaluator.train import RunResult
 
 from .errors import UsageError

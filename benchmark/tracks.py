@@ -8,12 +8,12 @@ from evaluator.data import load_dataset
 from evaluator.errors import DatasetError
 from evaluator.normalize import to_uint8
 
-from . import generative, sandbox
-from .config import Options
+from . import generation, sandbox
+from .options import Options
 from .console import error, info, warn
 from .errors import SubmissionError, UsageError
 from .protocol import Protocol
-from .runner import Job, Outcome, base_row, previous_result, protocol_key, record_status, score
+from .scoring import Job, Outcome, base_row, previous_result, protocol_key, record_status, score
 from .submission import Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
 from .validate import check_fixed_ipc
 
@@ -75,7 +75,7 @@ def _generative(opts: Options, protocol: Protocol, sub: Submission, sha: str, da
     info(f"{sub.team}/{dataset}: generating ({budget:g} s budget{'' if opts.sandbox else ', NO SANDBOX'})")
     with tempfile.TemporaryDirectory(prefix="ddbench-gen-") as workdir:
         try:
-            gen = generative.generate(sub, ds, opts.device, opts.seed, budget, Path(workdir),
+            gen = generation.generate(sub, ds, opts.device, opts.seed, budget, Path(workdir),
                                       protocol.sandbox_limits, sandboxed=opts.sandbox)
         except SubmissionError as exc:  # entrypoint missing, files the sandbox cannot read
             return _reject(opts, row, "invalid", str(exc))
@@ -92,7 +92,7 @@ def _generative(opts: Options, protocol: Protocol, sub: Submission, sha: str, da
             return _reject(opts, row, "failed", "the generator exited without completing a shard "
                                                 "(shard-00000.safetensors, ... in --out)")
         try:
-            images = generative.collect(gen.shards, ds, protocol.max_ipc)
+            images = generation.collect(gen.shards, ds, protocol.max_ipc)
         except SubmissionError as exc:
             return _reject(opts, row, "invalid", str(exc))
     if gen.timed_out:

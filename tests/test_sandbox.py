@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from benchmark import generative
+from benchmark import generation
 from benchmark.cli import main
 from benchmark.sandbox import Limits
 from benchmark.submission import parse_spec
@@ -20,7 +20,7 @@ def run(project, folder, budget=30, limits=Limits()):
     work = project / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    gen = generative.generate(parse_spec(folder), ds, "cpu", 0, budget, work, limits)
+    gen = generation.generate(parse_spec(folder), ds, "cpu", 0, budget, work, limits)
     report = {}
     for line in gen.log_tail.split(" | "):
         if line.startswith("REPORT "):
@@ -147,7 +147,7 @@ except OSError as exc:
     cap = 32 << 20
     gen, report = run(project, add_generator(project, "filler", body), limits=Limits(max_output_bytes=cap))
     assert gen.crashed and report["written"] <= cap, report
-    assert generative._output_bytes(project / "work") <= cap
+    assert generation._output_bytes(project / "work") <= cap
 
 
 def test_hostile_generators_leave_the_leaderboard_intact(project):

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from benchmark import generative
+from benchmark import generation
 from benchmark.cli import main
 from benchmark.protocol import load_protocol
 from benchmark.submission import parse_spec
@@ -33,9 +33,9 @@ def run_generator(project, folder, args=None, budget=60):
     ds = load_dataset("digits", project / "datasets")
     work = project / "work"
     work.mkdir()
-    gen = generative.generate(sub, ds, "cpu", 0, budget, work, load_protocol().sandbox_limits)
+    gen = generation.generate(sub, ds, "cpu", 0, budget, work, load_protocol().sandbox_limits)
     assert gen.returncode == 0 and gen.shards, gen.log_tail
-    return gen, generative.collect(gen.shards, ds, load_protocol().max_ipc)
+    return gen, generation.collect(gen.shards, ds, load_protocol().max_ipc)
 
 
 @pytest.mark.parametrize("team,args,ipc", [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from evaluator.train import PRECISIONS
 
-from ..config import Options, find_root, resolve_device
+from ..options import Options, find_root, resolve_device
 
 
 def add_root(parser: argparse.ArgumentParser) -> None:

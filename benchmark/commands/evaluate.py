@@ -13,7 +13,7 @@ from evaluator.evaluate import Evaluation, evaluate
 from evaluator.files import load_image_set
 from evaluator.train import TrainConfig, should_compile
 
-from ..config import Options, device_name
+from ..options import Options, device_name
 from ..console import console, pass_progress
 from ..errors import UsageError
 from ._common import add_common, options

@@ -5,7 +5,7 @@ import argparse
 
 from ..console import info
 from ..protocol import load_protocol
-from ..runner import Outcome
+from ..scoring import Outcome
 from ..submission import TRACKS
 from ..tracks import run_track, submit
 from ._common import add_common, options

@@ -1,13 +1,13 @@
 """Training throughput of the evaluation loop at IPC 10, CIFAR-100 and Tiny-ImageNet shapes.
 
-    python benchmarks/train_throughput.py                       # CPU: eager, compiled, official-style
-    python benchmarks/train_throughput.py --device cuda --precision bf16 --compile-mode reduce-overhead
+    python perf/train_throughput.py                       # CPU: eager, compiled, official-style
+    python perf/train_throughput.py --device cuda --precision bf16 --compile-mode reduce-overhead
 
 For each variant it times a few full passes after warm-up (compilation included in warm-up),
 and prints images/s, the extrapolated seconds of one 1001-pass run, the achieved FLOP/s (training
 = 3x the forward FLOPs) and its share of the device's peak, measured here as the best of a large
 dense matrix multiply and a large 3x3 convolution in the same precision. `official` is the
-official scorer's loop shape (benchmarks/_official_style.py), the baseline to beat.
+official scorer's loop shape (perf/_official_style.py), the baseline to beat.
 """
 from __future__ import annotations
 

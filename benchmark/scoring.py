@@ -21,7 +21,7 @@ from evaluator.errors import one_line
 from evaluator.evaluate import evaluate
 
 from . import grids, leaderboard, results
-from .config import Options, device_name
+from .options import Options, device_name
 from .console import info, pass_progress
 from .protocol import Protocol
 
