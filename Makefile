@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TEAM   ?=
 TRACK  ?= fixed-ipc
 
-.PHONY: install bwrap test demo submit run leaderboard bench clean
+.PHONY: install bwrap test test-fast demo submit run leaderboard bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ bwrap:
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The unit tests only: no sandboxes, no subprocesses, no full-protocol training.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # The main job on the embedded digits dataset, full protocol, CPU: every shipped submission,
 # the reference rows, then the leaderboard. Already-evaluated entries are skipped.

@@ -9,13 +9,12 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from evaluator.data import Dataset, load_dataset, tensor_digest
 from evaluator.atomic import atomic_write
+from evaluator.data import Dataset, load_dataset, tensor_digest
 
-from .options import Options
 from .console import info
-from .protocol import Protocol
-from .scoring import Job, Outcome, base_row, score
+from .options import Options
+from .scoring import Job, Outcome, describe, score
 from .submission import SPEC_FILE
 
 EXAMPLE_TEAM = "random_ipc10"
@@ -48,26 +47,30 @@ def write_example(opts: Options, dataset: str, images: torch.Tensor, labels: tor
         atomic_write(spec_path, lambda tmp: tmp.write_text(yaml.safe_dump(spec, sort_keys=False)))
 
 
-def baseline_random(opts: Options, protocol: Protocol, dataset: str) -> Outcome:
+def baseline_random(opts: Options, dataset: str) -> Outcome:
+    """IPC random real images per class, selected with the first run's seed."""
+    protocol, seed = opts.protocol, opts.seeds[0]
     ds = load_dataset(dataset, opts.data_dir, need_train=True)
-    images, labels = random_selection(ds, protocol.fixed_ipc, opts.seed)
-    if opts.seed == 0:
+    images, labels = random_selection(ds, protocol.fixed_ipc, seed)
+    if seed == protocol.seeds[0]:
         write_example(opts, dataset, images, labels)
-    row = base_row(opts, protocol, team=f"Random {protocol.fixed_ipc} IPC", method=f"random real images (seed {opts.seed})",
-                   track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
-    job = Job(row=row, images=ds.normalize(images), labels=labels, preview=images, ipc=protocol.fixed_ipc,
-              epochs=protocol.fixed_epochs)
-    return score(opts, protocol, ds, job)
+    fields = describe(opts, protocol.fixed_epochs, team=f"Random {protocol.fixed_ipc} IPC",
+                      method=f"random real images (seed {seed})", track="reference", dataset=dataset,
+                      submission_sha256=tensor_digest(images, labels))
+    job = Job(fields=fields, images=ds.normalize(images), labels=labels, preview=images, ipc=protocol.fixed_ipc,
+              protocol_epochs=protocol.fixed_epochs)
+    return score(opts, ds, job)
 
 
-def baseline_full(opts: Options, protocol: Protocol, dataset: str) -> Outcome:
+def baseline_full(opts: Options, dataset: str) -> Outcome:
     """The whole training set; epochs from the IPC-epoch rule at its IPC (e.g. 500 -> 20)."""
     ds = load_dataset(dataset, opts.data_dir, need_train=True)
     images, labels = ds.train_images, ds.train_labels
     ipc = int(torch.bincount(labels, minlength=ds.info.num_classes).min())
-    row = base_row(opts, protocol, team="Full dataset", method=f"all {len(labels)} training images",
-                   track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
-    job = Job(row=row, images=ds.normalize(images), labels=labels, preview=images, ipc=ipc,
-              epochs=protocol.ipc_epochs.epochs(ipc))
-    return score(opts, protocol, ds, job)
+    epochs = opts.protocol.ipc_epochs.epochs(ipc)
+    fields = describe(opts, epochs, team="Full dataset", method=f"all {len(labels)} training images",
+                      track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
+    job = Job(fields=fields, images=ds.normalize(images), labels=labels, preview=images, ipc=ipc,
+              protocol_epochs=epochs)
+    return score(opts, ds, job)
 

@@ -4,8 +4,13 @@ examples:
   bench data list
   bench data download cifar100
   bench data prepare tinyimagenet --from ~/Downloads/tiny-imagenet-200.zip
-  bench evaluate images.pt --dataset digits --runs 3 --seed 0
   bench evaluate cifar100.pt --test reference_data/cifar100_test.pt --json
+  bench evaluate images.pt --dataset digits --preset quick      # a smoke test, non-standard
+  bench submit mel                                              # = make submit TEAM=mel
+  bench run --track generative --dataset digits
+  bench baseline random --dataset cifar100
+  bench leaderboard
+  bench results check
 """
 from __future__ import annotations
 
@@ -31,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # defaults and help come from the protocol file
         return int(args.handler(args) or 0)
     except BenchError as exc:
         error(str(exc))

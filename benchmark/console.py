@@ -1,4 +1,8 @@
-"""Human output: rich on stderr (stdout stays clean for --json), one-line errors, progress."""
+"""Human output on stderr (stdout stays clean for --json): one-line errors, warnings, progress.
+
+Messages are printed as plain text, never parsed as rich markup: they carry team names, file
+names and generator output, which a team controls. Style comes only from the fixed prefixes.
+"""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -6,20 +10,38 @@ from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+from .text import plain
 
 console = Console(stderr=True, highlight=False)
+MESSAGE_LIMIT = 2000
+_prefix = ""  # e.g. "[rank 1/4] " when several processes share a terminal
 
 
-def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+def set_prefix(prefix: str) -> None:
+    global _prefix
+    _prefix = prefix
 
 
-def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+def _say(label: str, style: str, message: object) -> None:
+    line = Text(_prefix)
+    if label:
+        line.append(label, style=style).append(" ")
+    line.append(plain(message, MESSAGE_LIMIT), style=None if label else style)
+    console.print(line, soft_wrap=True)
 
 
-def info(message: str) -> None:
-    console.print(message, soft_wrap=True)
+def error(message: object) -> None:
+    _say("error:", "bold red", message)
+
+
+def warn(message: object) -> None:
+    _say("warning:", "yellow", message)
+
+
+def info(message: object, style: str | None = None) -> None:
+    _say("", style or "", message)
 
 
 @contextmanager
@@ -28,8 +50,8 @@ def pass_progress(description: str, total: int, enabled: bool = True) -> Iterato
     if not enabled:
         yield lambda done, total_: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
+        task = progress.add_task(plain(_prefix + description, 80), total=total)
         yield lambda done, total_: progress.advance(task)

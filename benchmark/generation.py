@@ -28,11 +28,22 @@ from evaluator.files import check_image_set, read_tensor_file
 
 from . import genkit, sandbox
 from .errors import SubmissionError
+from .results import Status
 from .submission import Submission
 
 POLL_SECONDS = 0.1
 TAIL_BYTES = 4096
 TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to run a generator: where, with which seed, against which clock, in which sandbox."""
+    device: str
+    seed: int
+    budget: float  # seconds
+    limits: sandbox.Limits
+    sandboxed: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,18 @@ class Generation:
     @property
     def crashed(self) -> bool:
         return not self.timed_out and self.returncode not in (0, None)
+
+    def problem(self, budget: float, limits: sandbox.Limits) -> tuple[Status, str] | None:
+        """Why this generation cannot be scored (a status and a reason), or None."""
+        if self.output_exceeded:
+            return Status.FAILED, f"output folder exceeded the cap of {limits.max_output_bytes >> 20} MiB; stopped"
+        if self.crashed:
+            return Status.FAILED, f"generator exited with status {self.returncode}: {self.log_tail or 'no output'}"
+        if not self.shards:
+            if self.timed_out:
+                return Status.TIMEOUT, f"no shard completed within the {budget:g} s budget"
+            return Status.FAILED, "the generator exited without completing a shard (shard-00000.safetensors, ... in --out)"
+        return None
 
 
 class _Tail:
@@ -114,21 +137,20 @@ def _freeze(out: Path, frozen: Path) -> tuple[Path, ...]:
     return tuple(kept)
 
 
-def generate(sub: Submission, ds: Dataset, device: str, seed: int, budget: float, workdir: Path,
-             limits: sandbox.Limits, sandboxed: bool = True) -> Generation:
+def generate(sub: Submission, ds: Dataset, settings: Settings, workdir: Path) -> Generation:
     """Run the submission's entrypoint for one dataset; workdir must be an empty folder."""
     entry = entrypoint_path(sub)
-    if sandboxed:
+    if settings.sandboxed:
         sandbox.bwrap_binary()
     bench = _bench_dir(workdir, ds.classes)
     space = workdir / "space"
     space.mkdir()
-    mounted = sandboxed and sandbox.mount_output(space, limits)
+    mounted = settings.sandboxed and sandbox.mount_output(space, settings.limits)
     try:
-        out, frozen = space / "out", space / "frozen"
-        out.mkdir()
-        frozen.mkdir(mode=0o700)
-        gen = _run(sub, ds, device, seed, budget, limits, sandboxed, entry, bench, out, frozen)
+        run = _Run(sub, ds, settings, entry, bench, out=space / "out", frozen=space / "frozen")
+        run.out.mkdir()
+        run.frozen.mkdir(mode=0o700)
+        gen = _watch(run)
         kept = workdir / "shards"  # off the output tmpfs, which goes away below
         kept.mkdir()
         return replace(gen, shards=tuple(Path(shutil.move(str(p), kept / p.name)) for p in gen.shards))
@@ -137,54 +159,77 @@ def generate(sub: Submission, ds: Dataset, device: str, seed: int, budget: float
             sandbox.unmount_output(space)
 
 
-def _run(sub, ds, device, seed, budget, limits, sandboxed, entry, bench, out, frozen) -> Generation:
-    folder, out_dir, lib = ("/submission", "/out", "/bench") if sandboxed else (str(sub.folder), str(out), str(bench))
-    argv = [sys.executable, f"{folder}/{entry.as_posix()}", "--dataset", ds.info.name,
-            "--num-classes", str(ds.info.num_classes), "--resolution", str(ds.info.resolution),
-            "--classes", f"{lib}/classes.json", "--out", out_dir, "--device", device, "--seed", str(seed), *sub.args]
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
-           "LANG": "C.UTF-8", "PYTHONPATH": f"{lib}/lib", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
-           "PYTHONNOUSERSITE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "BENCH_BUDGET_SECONDS": f"{budget:g}"}
-    if "CUDA_VISIBLE_DEVICES" in os.environ:
-        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
-    if not sandboxed:
-        env["TMPDIR"] = env["HOME"] = str(out.parent)
+@dataclass(frozen=True)
+class _Run:
+    """One generator process: its submission, dataset, settings and folders."""
+    sub: Submission
+    ds: Dataset
+    settings: Settings
+    entry: Path  # relative to the submission folder
+    bench: Path  # classes.json and the genkit helper
+    out: Path
+    frozen: Path
+
+    def argv(self) -> list[str]:
+        sandboxed = self.settings.sandboxed
+        folder, out_dir, lib = ("/submission", "/out", "/bench") if sandboxed else (str(self.sub.folder), str(self.out), str(self.bench))
+        info = self.ds.info
+        return [sys.executable, f"{folder}/{self.entry.as_posix()}", "--dataset", info.name,
+                "--num-classes", str(info.num_classes), "--resolution", str(info.resolution),
+                "--classes", f"{lib}/classes.json", "--out", out_dir, "--device", self.settings.device,
+                "--seed", str(self.settings.seed), *self.sub.args]
+
+    def env(self, start: float) -> dict[str, str]:
+        lib = "/bench" if self.settings.sandboxed else str(self.bench)
+        env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
+               "LANG": "C.UTF-8", "PYTHONPATH": f"{lib}/lib", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+               "PYTHONNOUSERSITE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "BENCH_BUDGET_SECONDS": f"{self.settings.budget:g}", "BENCH_DEADLINE": f"{start + self.settings.budget:.3f}"}
+        if "CUDA_VISIBLE_DEVICES" in os.environ:
+            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        if not self.settings.sandboxed:
+            env["TMPDIR"] = env["HOME"] = str(self.out.parent)
+        return env
+
+
+def _watch(run: _Run) -> Generation:
+    """Spawn against the clock, poll until exit, deadline or output cap; freeze, then kill."""
+    settings, limits = run.settings, run.settings.limits
     start = time.time()
-    env["BENCH_DEADLINE"] = f"{start + budget:.3f}"
-    cmd = sandbox.bwrap_command(argv, sub.folder, out, bench, env, device) if sandboxed else argv
-    cap = sandbox.ProcessCap(limits.max_processes) if sandboxed else None
+    env = run.env(start)
+    if settings.sandboxed:
+        cmd = sandbox.bwrap_command(run.argv(), run.sub.folder, run.out, run.bench, env, settings.device)
+    else:
+        cmd = run.argv()
+    cap = sandbox.ProcessCap(limits.max_processes) if settings.sandboxed else None
     try:
-        return _watch(cmd, env, sandboxed, sub, limits, start, budget, out, frozen, cap)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={} if settings.sandboxed else env, cwd=None if settings.sandboxed else run.sub.folder,
+                                start_new_session=True, preexec_fn=sandbox.preexec(limits, cap.join_file() if cap else None))
+        tail = _Tail(proc.stdout)
+        deadline = start + settings.budget
+        timed_out = exceeded = False
+        try:
+            while proc.poll() is None:
+                now = time.time()
+                if now >= deadline:
+                    timed_out = True
+                    break
+                if _output_bytes(run.out) > limits.max_output_bytes:
+                    exceeded = True
+                    break
+                time.sleep(min(POLL_SECONDS, max(0.0, deadline - now)))
+        except BaseException:  # interrupted: never leave a generator running
+            _kill(proc)
+            raise
+        ended = min(time.time(), deadline)
+        shards = _freeze(run.out, run.frozen)  # before the kill: later shards do not count
+        _kill(proc)
+        return Generation(shards=shards, seconds=ended - start, timed_out=timed_out, returncode=proc.returncode,
+                          log_tail=tail.text(), output_exceeded=exceeded)
     finally:
         if cap is not None:
             cap.close()
-
-
-def _watch(cmd, env, sandboxed, sub, limits, start, budget, out, frozen, cap) -> Generation:
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={} if sandboxed else env, cwd=None if sandboxed else sub.folder, start_new_session=True,
-                            preexec_fn=sandbox.preexec(limits, cap.join_file() if cap else None))
-    tail = _Tail(proc.stdout)
-    timed_out = exceeded = False
-    try:
-        while proc.poll() is None:
-            now = time.time()
-            if now >= start + budget:
-                timed_out = True
-                break
-            if _output_bytes(out) > limits.max_output_bytes:
-                exceeded = True
-                break
-            time.sleep(min(POLL_SECONDS, max(0.0, start + budget - now)))
-    except BaseException:  # interrupted: never leave a generator running
-        _kill(proc)
-        raise
-    ended = min(time.time(), start + budget)
-    shards = _freeze(out, frozen)  # before the kill: later shards do not count
-    _kill(proc)
-    return Generation(shards=shards, seconds=ended - start, timed_out=timed_out, returncode=proc.returncode,
-                      log_tail=tail.text(), output_exceeded=exceeded)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -1,117 +1,196 @@
 """leaderboard/LEADERBOARD.md: generated from results.csv after every change, never by hand.
 
-Per track a ranked table of standard results (the latest per team and dataset), the reference
-rows of `bench baseline`, non-standard rows apart and unranked, the latest rejections and
-failures, and the published ECCV 2024 results in their own section.
+Ranked, per track: only standard rows of the current protocol version, and of each team only the
+evaluation of its current submission files (their content hash), the latest per dataset. Each
+score shows its run count, precision, sample std and 95 % confidence interval; neighbours whose
+difference is not significant are marked as tied. Apart and unranked: reference rows, non-standard
+rows and rows of older protocol versions, the latest rejections and failures, and the published
+ECCV 2024 results. Every text a team controls is escaped for Markdown and HTML.
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
+from evaluator.atomic import atomic_write_text
 from evaluator.data import CHALLENGE_DATASETS, REGISTRY
-from evaluator.atomic import atomic_write
+from evaluator.stats import Estimate
 
 from . import grids, results
+from .protocol import current_version
+from .submission import current_hashes
+from .text import markdown_cell
 
 TRACK_TITLES = {"fixed-ipc": "Track 1: fixed IPC", "generative": "Track 2: generative"}
 PUBLISHED = Path(__file__).parent / "published_eccv2024.yaml"
+TIE = "="  # after a rank: not significantly different from the entry above
 
 
 @dataclass
 class Table:
+    """Cells hold plain text; to_markdown escapes them, except the `trusted` columns (links the
+    harness writes itself)."""
     title: str
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
-    note: str = ""
+    note: str = ""  # Markdown written by the harness
+    trusted: tuple[str, ...] = ()
 
 
-def _latest(rows: list[dict], *keys: str) -> list[dict]:
-    """The last row (file order is time order) for each distinct combination of keys."""
-    last: dict[tuple, dict] = {}
-    for row in rows:
-        last[tuple(row[k] for k in keys)] = row
-    return list(last.values())
+def frame(rows: list[results.Result]) -> pd.DataFrame:
+    """The results as a DataFrame in file (= time) order, one column per Result field."""
+    df = pd.DataFrame([r.to_json() for r in rows], columns=list(results.COLUMNS))
+    return df.astype({"standard": bool})
 
 
-def _dataset_order(names: set[str]) -> list[str]:
+def _latest(df: pd.DataFrame, *keys: str) -> pd.DataFrame:
+    return df.drop_duplicates(subset=list(keys), keep="last")
+
+
+def _dataset_order(names) -> list[str]:
     """Challenge datasets first, then the others in registry order."""
-    return [d for d in dict.fromkeys((*CHALLENGE_DATASETS, *REGISTRY)) if d in names]
+    return [d for d in dict.fromkeys((*CHALLENGE_DATASETS, *REGISTRY)) if d in set(names)]
 
 
-def _joined(values: list[str]) -> str:
-    values = [v for v in values if v]
-    return values[0] if len(set(values)) == 1 else " / ".join(values)
+def _present(value) -> bool:
+    """Not None, NaN (pandas' missing float) or empty."""
+    return value is not None and value == value and value != ""
 
 
-def _score(row: dict) -> str:
-    return f"{float(row['acc_mean']):.2f} ± {float(row['acc_std']):.2f}"
+def _joined(values) -> str:
+    values = [str(v) for v in values if _present(v)]
+    return "" if not values else values[0] if len(set(values)) == 1 else " / ".join(values)
 
 
-def _date(rows: list[dict]) -> str:
-    return max(r["timestamp"] for r in rows)[:10]
+def _estimate(row) -> Estimate:
+    return Estimate.of(list(row["acc_runs"]))
 
 
-def _entry_tables(title: str, rows: list[dict], ranked: bool, generative: bool) -> Table:
-    datasets = _dataset_order({r["dataset"] for r in rows})
-    challenge = [d for d in datasets if d in CHALLENGE_DATASETS]
-    columns = ["#"] * ranked + ["team", "method"] * ranked + ["reference"] * (not ranked) + datasets
-    columns += ["overall"] * bool(challenge) + ["IPC", "epochs"] + ["gen time"] * generative
-    columns += ["class spread", "date", "device"] + ["samples"] * ranked
+def _score(row) -> str:
+    """mean ± sample std (95 % CI of the mean)."""
+    text = f"{row['acc_mean']:.2f} ± {row['acc_std']:.2f}"
+    ci = row["acc_ci95"]
+    return text if not _present(ci) else f"{text} ({row['acc_mean'] - ci:.2f}–{row['acc_mean'] + ci:.2f})"
+
+
+def _ranked_entries(df: pd.DataFrame, datasets: list[str]) -> list[tuple[tuple, Estimate, str, pd.DataFrame]]:
+    """(sort key, estimate, team, its rows) per team, best first. A team with every challenge
+    dataset is ranked by the overall score, before teams ranked by their mean over what they entered."""
     entries = []
-    for team in dict.fromkeys(r["team"] for r in rows):
-        mine = {r["dataset"]: r for r in rows if r["team"] == team}
-        used = [mine[d] for d in datasets if d in mine]
-        overall = (statistics.fmean(float(mine[d]["acc_mean"]) for d in CHALLENGE_DATASETS)
-                   if all(d in mine for d in CHALLENGE_DATASETS) else None)
-        key = (overall is not None, overall if overall is not None else statistics.fmean(float(r["acc_mean"]) for r in used))
-        cells = [_score(mine[d]) if d in mine else "—" for d in datasets]
-        cells += [f"{overall:.2f}" if overall is not None else "—"] * bool(challenge)
-        cells += [_joined([r["ipc"] for r in used]), _joined([r["epochs"] for r in used])]
-        cells += [_joined([f"{float(r['gen_seconds']):.0f} s" for r in used if r["gen_seconds"]])] * generative
-        cells += [_joined([f"{float(r['class_spread']):.1f}" for r in used]), _date(used),
-                  _joined([r["device"] for r in used])]
-        if ranked:
-            links = " ".join(f"[{d}](grids/{grids.grid_name(team, d)})" for d in datasets if d in mine)
-            cells = [team, used[-1]["method"], *cells, links]
-        else:
-            cells = [team, *cells]
-        entries.append((key, cells))
-    entries.sort(key=lambda e: e[0], reverse=True)
-    table = Table(title, columns)
-    for rank, (_, cells) in enumerate(entries, 1):
-        table.rows.append([str(rank), *cells] if ranked else cells)
+    for team, mine in df.groupby("team", sort=False):
+        mine = mine.set_index("dataset")
+        full = all(d in mine.index for d in CHALLENGE_DATASETS)
+        used = list(CHALLENGE_DATASETS) if full else [d for d in datasets if d in mine.index]
+        est = Estimate.average(_estimate(mine.loc[d]) for d in used)
+        entries.append(((full, tuple(used) if not full else (), est.mean), est, team, mine))
+    entries.sort(key=lambda e: (e[0][0], e[0][2]), reverse=True)
+    return entries
+
+
+def _ranks(entries) -> list[str]:
+    """1, 2, 2=, 4 …: a neighbour not significantly different shares the rank above, marked."""
+    out, rank = [], 0
+    for i, (key, est, _, _) in enumerate(entries):
+        prev = entries[i - 1] if i else None
+        tied = prev is not None and prev[0][:2] == key[:2] and not prev[1].differs(est)
+        if not tied:
+            rank = i + 1
+        out.append(f"{rank}{TIE if tied else ''}")
+    return out
+
+
+def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
+    datasets = _dataset_order(df["dataset"])
+    challenge = any(d in CHALLENGE_DATASETS for d in datasets)
+    columns = ["#", "team", "method", *datasets, *(["overall"] if challenge else []), "runs", "precision",
+               "IPC", "epochs", *(["gen time"] if generative else []), "class spread", "date", "device", "samples"]
+    table = Table(title, columns, trusted=("samples",))
+    entries = _ranked_entries(df, datasets)
+    for rank, (key, est, team, mine) in zip(_ranks(entries), entries):
+        used = mine.loc[[d for d in datasets if d in mine.index]]
+        cells = [rank, team, used["method"].iloc[-1]]
+        cells += [_score(mine.loc[d]) if d in mine.index else "—" for d in datasets]
+        if challenge:
+            ci = est.ci95
+            cells.append(f"{est.mean:.2f}" + (f" ({est.mean - ci:.2f}–{est.mean + ci:.2f})" if ci else "") if key[0] else "—")
+        cells += [_joined(used["runs"]), _joined(used["precision"]), _joined(used["ipc"]), _joined(used["epochs"])]
+        if generative:
+            cells.append(_joined(f"{s:.0f} s" for s in used["gen_seconds"] if _present(s)))
+        cells += [_joined(f"{s:.1f}" for s in used["class_spread"]), max(used["timestamp"])[:10],
+                  _joined(used["device"])]
+        cells.append(" ".join(f"[{d}](grids/{grids.grid_name(team, d)})" for d in used.index))
+        table.rows.append(cells)
+    table.note = ("Ranked by overall (mean over CIFAR-100 and Tiny-ImageNet) where a team entered both, else by "
+                  "its mean over the datasets it entered. Scores: mean ± sample std over runs (95 % confidence "
+                  f"interval of the mean). `{TIE}` after a rank: not significantly different from the entry above "
+                  "(Welch's t-test, 5 %), so the order between them is noise.")
     return table
 
 
-def build_tables(rows: list[dict]) -> list[Table]:
-    ok = [r for r in rows if r["status"] == "ok"]
-    standard = [r for r in ok if r["standard"] == "true"]
+def _reference_table(df: pd.DataFrame) -> Table:
+    datasets = _dataset_order(df["dataset"])
+    table = Table("Reference rows (this harness, `bench baseline`)", ["reference", *datasets, "runs", "IPC", "epochs",
+                                                                      "date", "device"])
+    for team, mine in df.groupby("team", sort=False):
+        mine = mine.set_index("dataset")
+        used = mine.loc[[d for d in datasets if d in mine.index]]
+        table.rows.append([team, *(_score(mine.loc[d]) if d in mine.index else "—" for d in datasets),
+                           _joined(used["runs"]), _joined(used["ipc"]), _joined(used["epochs"]),
+                           max(used["timestamp"])[:10], _joined(used["device"])])
+    return table
+
+
+def _apart_table(df: pd.DataFrame, current: str) -> Table:
+    t = Table("Non-standard runs and older protocol versions (not ranked)",
+              ["track", "team", "dataset", "accuracy", "runs", "IPC", "epochs", "gen time", "differs by", "date"])
+    for _, r in df.iterrows():
+        differs = r["nonstandard"] if r["protocol_version"] == current else \
+            " ".join(x for x in (f"protocol={r['protocol_version']}", r["nonstandard"]) if x)
+        gen = f"{r['gen_seconds']:.0f} s" if _present(r["gen_seconds"]) else "—"
+        t.rows.append([r["track"], r["team"], r["dataset"], _score(r),
+                       str(r["runs"]), _joined([r["ipc"]]), _joined([r["epochs"]]), gen, differs,
+                       r["timestamp"][:10]])
+    return t
+
+
+def build_tables(rows: list[results.Result], hashes: dict[str, str] | None = None) -> list[Table]:
+    """hashes: each team's current submission hash; rows of other files are not ranked."""
+    df = frame(rows)
+    current = str(current_version())
+    ok = df[df["status"] == results.Status.OK.value]
+    ranked_pool = ok[ok["standard"] & (ok["protocol_version"] == current)]
     tables = []
     for track, title in TRACK_TITLES.items():
-        mine = _latest([r for r in standard if r["track"] == track], "team", "dataset")
-        table = _entry_tables(title, mine, ranked=True, generative=track == "generative") if mine else Table(title, [])
-        table.note = "" if mine else "No results yet."
+        mine = ranked_pool[ranked_pool["track"] == track]
+        pending = set()
+        if hashes:  # only the evaluation of a team's current files is ranked
+            stale = pd.Series([t in hashes and h != hashes[t] for t, h in zip(mine["team"], mine["submission_sha256"])],
+                              index=mine.index, dtype=bool)
+            pending = set(mine[stale]["team"]) - set(mine[~stale]["team"])
+            mine = mine[~stale]
+        mine = _latest(mine, "team", "dataset")
+        table = _track_table(title, mine, generative=track == "generative") if len(mine) else Table(title, [])
+        table.note = table.note or "No results yet."
+        if pending:
+            table.note += ("\n\nNot ranked until evaluated again (their files changed since their last standard "
+                           f"evaluation): {', '.join(markdown_cell(t) for t in sorted(pending))}.")
         tables.append(table)
-    refs = _latest([r for r in standard if r["track"] == "reference"], "team", "dataset")
-    if refs:
-        tables.append(_entry_tables("Reference rows (this harness, `bench baseline`)", refs, ranked=False, generative=False))
-    odd = _latest([r for r in ok if r["standard"] != "true"], "track", "team", "dataset", "nonstandard")
-    if odd:
-        t = Table("Non-standard runs (not ranked)",
-                  ["track", "team", "dataset", "accuracy", "IPC", "epochs", "gen time", "override", "date"])
-        t.rows = [[r["track"], r["team"], r["dataset"], _score(r), r["ipc"], r["epochs"],
-                   f"{float(r['gen_seconds']):.0f} s" if r["gen_seconds"] else "—", r["nonstandard"],
-                   r["timestamp"][:10]] for r in odd]
-        tables.append(t)
-    bad = [r for r in _latest(rows, "team", "dataset") if r["status"] != "ok"]
-    if bad:
+    refs = _latest(ranked_pool[ranked_pool["track"] == "reference"], "team", "dataset")
+    if len(refs):
+        tables.append(_reference_table(refs))
+    apart = ok[~ok["standard"] | (ok["protocol_version"] != current)]
+    if len(apart):
+        tables.append(_apart_table(_latest(apart, "track", "team", "dataset", "nonstandard", "protocol_version"), current))
+    last = _latest(df, "team", "dataset")
+    bad = last[last["status"] != results.Status.OK.value]
+    if len(bad):
         t = Table("Rejected or failed (latest attempt)", ["team", "dataset", "status", "reason", "date"])
-        t.rows = [[r["team"], r["dataset"] or "—", r["status"], r["error"], r["timestamp"][:10]] for r in bad]
+        t.rows = [[r["team"], r["dataset"] or "—", r["status"], r["error"],
+                   r["timestamp"][:10]] for _, r in bad.iterrows()]
         tables.append(t)
     return tables
 
@@ -127,17 +206,12 @@ def published_table() -> Table:
     return t
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def to_markdown(tables: list[Table]) -> str:
     lines = ["# Leaderboard", "",
              "Generated from `results.csv` by the harness (`bench leaderboard`); do not edit by hand.",
-             "Scores: test accuracy (%) of ConvNetD3-W128 trained on the submitted images, mean ± std over runs;",
-             "overall = mean over the challenge datasets (CIFAR-100, Tiny-ImageNet). Class spread = std over",
-             "classes of the per-class accuracy: a high spread flags classes the images do not teach (mode collapse).",
-             ""]
+             f"Protocol version {current_version()} (docs/PROTOCOL.md). Scores: test accuracy (%) of ConvNetD3-W128 "
+             "trained on the submitted images. Class spread = std over classes of the per-class accuracy: a high "
+             "spread flags classes the images do not teach (mode collapse).", ""]
     for t in [*tables, published_table()]:
         lines += [f"## {t.title}", ""]
         if t.note:
@@ -145,7 +219,9 @@ def to_markdown(tables: list[Table]) -> str:
         if t.columns and t.rows:
             lines.append("| " + " | ".join(t.columns) + " |")
             lines.append("|" + "---|" * len(t.columns))
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
+            keep = [c in t.trusted for c in t.columns]
+            lines += ["| " + " | ".join(cell if trusted else markdown_cell(cell) for cell, trusted in zip(row, keep)) + " |"
+                      for row in t.rows]
             lines.append("")
     return "\n".join(lines)
 
@@ -153,6 +229,5 @@ def to_markdown(tables: list[Table]) -> str:
 def write(root: Path) -> Path:
     """Regenerate LEADERBOARD.md from results.csv (the caller holds the results lock)."""
     path = root / "leaderboard" / "LEADERBOARD.md"
-    text = to_markdown(build_tables(results.read_rows(root)))
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write_text(path, to_markdown(build_tables(results.read_results(root), current_hashes(root))))
     return path

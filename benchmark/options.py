@@ -1,8 +1,15 @@
-"""Options shared by the commands: one frozen object flows from the command line to the core."""
+"""What one command evaluates under: the protocol, the user's overrides of it, and how to run.
+
+`Options` is the one object that flows from the command line to scoring. Whether a result is
+standard is decided here and nowhere else: any effective value that differs from the protocol's
+(runs, seeds, precision, epochs, budget, sandbox, protocol version, a preset) is a deviation, and
+`deviations()` names each one. The device and torch.compile are not deviations: they must not
+change a result beyond float noise (they are recorded all the same).
+"""
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -10,6 +17,7 @@ import torch
 from evaluator.train import TrainConfig
 
 from .errors import UsageError
+from .protocol import Preset, Protocol, check_override_values
 
 ROOT_MARKER = Path("datasets") / "manifest.yaml"
 
@@ -41,39 +49,121 @@ def device_name(device: str) -> str:
 
 
 @dataclass(frozen=True)
-class Options:
-    root: Path | None = None
-    runs: int = 3
-    seed: int = 0
-    device: str = "cpu"
-    epochs: int | None = None  # override: non-standard
-    budget: float | None = None  # generation budget override: non-standard
-    force: bool = False
-    sandbox: bool = True  # False only by the explicit --no-sandbox opt-in: non-standard
-    precision: str = "fp32"
-    compile: bool | None = None
+class Overrides:
+    """Departures from the protocol asked for on the command line; None keeps the protocol's."""
+    runs: int | None = None
+    seed: int | None = None  # seed of the first run; run i uses seed + i
+    precision: str | None = None
+    epochs: int | None = None  # training epochs, whatever the track's rule says
+    budget: float | None = None  # generation budget in seconds
+    sandbox: bool = True  # False only by the explicit --no-sandbox opt-in
+    preset: str | None = None  # a named set of the above from the protocol file
 
     def __post_init__(self) -> None:
-        if self.runs < 1:
-            raise UsageError(f"--runs {self.runs}: needs at least 1 run")
-        if self.epochs is not None and self.epochs < 0:
-            raise UsageError(f"--epochs {self.epochs}: must be 0 or more")
-        if self.budget is not None and self.budget <= 0:
-            raise UsageError(f"--budget {self.budget}: must be a positive number of seconds")
+        problem = check_override_values(self)
+        if problem:
+            raise UsageError(f"--{problem}")
+
+
+@dataclass(frozen=True)
+class Options:
+    protocol: Protocol
+    overrides: Overrides = field(default_factory=Overrides)
+    root: Path | None = None
+    device: str = "cpu"
+    force: bool = False
+    compile: bool | None = None  # None: where it pays
+
+    def __post_init__(self) -> None:
+        self._preset  # an unknown preset name is a usage error now, not at first use
 
     @property
-    def standard(self) -> bool:
-        """False when an override changed the protocol: such rows are shown apart, unranked."""
-        return self.epochs is None and self.budget is None and self.sandbox
+    def _preset(self) -> Preset:
+        name = self.overrides.preset
+        return self.protocol.preset(name) if name is not None else Preset()
 
+    def _get(self, name: str):
+        """An override: the command line's, else the preset's, else None (the protocol's)."""
+        explicit = getattr(self.overrides, name)
+        return explicit if explicit is not None else getattr(self._preset, name)
+
+    # -- effective values ----------------------------------------------------------------------
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Consecutive seeds (the protocol's are too): from --seed or the protocol's first."""
+        runs, seed = self._get("runs"), self._get("seed")
+        first = self.protocol.seeds[0] if seed is None else seed
+        return tuple(range(first, first + (self.protocol.runs if runs is None else runs)))
+
+    @property
+    def runs(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def precision(self) -> str:
+        return self._get("precision") or self.protocol.precision
+
+    @property
+    def sandbox(self) -> bool:
+        return self.overrides.sandbox
+
+    def epochs(self, protocol_epochs: int) -> int:
+        """The epochs to train: the track's rule gives protocol_epochs; an override replaces it."""
+        override = self._get("epochs")
+        return protocol_epochs if override is None else override
+
+    def budget(self, dataset: str) -> float:
+        override = self._get("budget")
+        return self.protocol.budget(dataset) if override is None else float(override)
+
+    # -- the one place that decides what is standard ----------------------------------------------
+    def deviations(self, protocol_epochs: int | None, generation_dataset: str | None = None) -> tuple[str, ...]:
+        """Every way this evaluation departs from the protocol, named (`runs=1 precision=bf16`).
+        protocol_epochs: what the track's rule gives (None: not known yet); generation_dataset:
+        the dataset whose generation budget applies (generative track only)."""
+        p, out = self.protocol, []
+        if not p.released:
+            out.append(f"protocol={p.label}")
+        if self.overrides.preset is not None:
+            out.append(f"preset={self.overrides.preset}")
+        if self.runs != p.runs:
+            out.append(f"runs={self.runs}")
+        if self.seeds[0] != p.seeds[0]:
+            out.append(f"seed={self.seeds[0]}")
+        if self.precision != p.precision:
+            out.append(f"precision={self.precision}")
+        epochs = self._get("epochs")
+        if epochs is not None and epochs != protocol_epochs:
+            out.append(f"epochs={epochs}")
+        budget = self._get("budget")
+        if generation_dataset is not None and budget is not None and budget != p.budget(generation_dataset):
+            out.append(f"budget={float(budget):g}s")
+        if generation_dataset is not None and not self.sandbox:
+            out.append("no-sandbox")
+        return tuple(out)
+
+    def identity(self) -> dict:
+        """What, besides the submission and the data, makes two evaluations the same."""
+        return {"protocol": self.protocol.digest, "seeds": list(self.seeds), "precision": self.precision,
+                "epochs": self._get("epochs"), "preset": self.overrides.preset}
+
+    # -- where and how ----------------------------------------------------------------------------
     @property
     def project(self) -> Path:
         return self.root if self.root is not None else find_root()
 
     @property
+    def project_if_any(self) -> Path | None:
+        """The project root, or None when run outside one (bench evaluate --test anywhere)."""
+        try:
+            return self.project
+        except UsageError:
+            return None
+
+    @property
     def data_dir(self) -> Path:
         return self.project / "datasets"
 
-    def train_config(self, epochs: int) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs if self.epochs is not None else epochs, device=self.device,
-                           precision=self.precision, compile=self.compile)
+    def train_config(self, protocol_epochs: int) -> TrainConfig:
+        return TrainConfig(recipe=self.protocol.recipe, epochs=self.epochs(protocol_epochs), precision=self.precision,
+                           device=self.device, compile=self.compile)

@@ -1,68 +1,213 @@
-"""The versioned protocol configuration (benchmark/config/protocol.yaml) as a frozen object."""
+"""The versioned evaluation protocol: benchmark/protocols/v<N>.yaml as one frozen object.
+
+Every value that affects a score lives in the protocol file and nowhere else; the core's
+dataclasses (`Recipe`, `DsaParams`, `IpcEpochTable`, sandbox `Limits`) are built from it here.
+Released versions are frozen: CHANGELOG.yaml records the digest of each released file, and a
+file whose content no longer matches is refused. The current version is the newest released one.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import yaml
 
 from evaluator.ipc_epochs import IpcEpochTable
+from evaluator.recipe import DsaParams, Recipe
+from evaluator.train import PRECISIONS
 
 from .errors import UsageError
 from .sandbox import Limits
 
-DEFAULT_PATH = Path(__file__).parent / "protocols" / "protocol.yaml"
+FOLDER = Path(__file__).parent / "protocols"
+CHANGELOG = FOLDER / "CHANGELOG.yaml"
+
+
+def check_override_values(o) -> str | None:
+    """What is wrong with an override's (or a preset's) runs, epochs, budget or precision."""
+    if o.runs is not None and o.runs < 1:
+        return f"runs {o.runs}: needs at least 1 run"
+    if o.epochs is not None and o.epochs < 0:
+        return f"epochs {o.epochs}: must be 0 or more"
+    if o.budget is not None and o.budget <= 0:
+        return f"budget {o.budget}: must be a positive number of seconds"
+    if o.precision is not None and o.precision not in PRECISIONS:
+        return f"precision {o.precision}: use one of {', '.join(PRECISIONS)}"
+    return None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of overrides (e.g. `quick`); a row made with one is non-standard."""
+    runs: int | None = None
+    seed: int | None = None
+    precision: str | None = None
+    epochs: int | None = None
+    budget: float | None = None
 
 
 @dataclass(frozen=True)
 class Protocol:
     version: int
-    runs: int
+    digest: str  # sha256 of the content (canonical JSON of the parsed YAML)
+    released: bool  # False for a protocol file of one's own (--protocol FILE): never ranked
+    seeds: tuple[int, ...]
+    precision: str
+    recipe: Recipe
     fixed_ipc: int
     fixed_epochs: int
     ipc_epochs: IpcEpochTable
     max_ipc: int
-    budgets: dict[str, float]
+    budgets: Mapping[str, float]
     sandbox_limits: Limits
+    presets: Mapping[str, Preset]
+
+    @property
+    def runs(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def label(self) -> str:
+        """'2' for a released version; 'custom-<digest>' for a file of one's own."""
+        return str(self.version) if self.released else f"custom-{self.digest[:8]}"
 
     def budget(self, dataset: str) -> float:
         if dataset not in self.budgets:
-            raise UsageError(f"protocol.yaml: no generation budget for '{dataset}'; add it under generative.budget_seconds")
+            raise UsageError(f"protocol {self.label}: no generation budget for '{dataset}'; "
+                             f"add it under generative.budget_seconds in a new protocol version")
         return float(self.budgets[dataset])
 
-
-def _get(tree: dict, dotted: str, kind: type):
-    node = tree
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise UsageError(f"protocol.yaml: missing key '{dotted}'")
-        node = node[part]
-    if not isinstance(node, kind) or isinstance(node, bool):
-        raise UsageError(f"protocol.yaml: key '{dotted}' must be {kind.__name__}, got {type(node).__name__}")
-    return node
+    def preset(self, name: str) -> Preset:
+        if name not in self.presets:
+            raise UsageError(f"--preset {name}: unknown preset; known: {', '.join(self.presets) or 'none'}")
+        return self.presets[name]
 
 
-@lru_cache(maxsize=4)
-def load_protocol(path: Path = DEFAULT_PATH) -> Protocol:
+def content_digest(tree: object) -> str:
+    """What a released version freezes: the values, not the comments or the layout."""
+    return hashlib.sha256(json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class _Reader:
+    """Typed access to the parsed YAML; errors name the file and the dotted key."""
+
+    def __init__(self, tree: object, where: str):
+        self.tree, self.where = tree, where
+
+    def get(self, dotted: str, kind: type | tuple[type, ...]):
+        node = self.tree
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise UsageError(f"{self.where}: missing key '{dotted}'; every protocol value must be given")
+            node = node[part]
+        if not isinstance(node, kind) or isinstance(node, bool) and kind is not bool:
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise UsageError(f"{self.where}: key '{dotted}' must be {names}, got {type(node).__name__}")
+        return node
+
+    def number(self, dotted: str) -> float:
+        return float(self.get(dotted, (int, float)))
+
+
+def _recipe(r: _Reader) -> Recipe:
+    aug = r.get("training.augmentation", (dict, type(None)))
+    dsa = None
+    if aug is not None:
+        magnitudes = {f.name: r.number(f"training.augmentation.{f.name}") for f in fields(DsaParams) if f.name != "ops"}
+        dsa = DsaParams(ops=tuple(r.get("training.augmentation.ops", list)), **magnitudes)
+    return Recipe(optimizer=r.get("training.optimizer", str), lr=r.number("training.lr"),
+                  momentum=r.number("training.momentum"), weight_decay=r.number("training.weight_decay"),
+                  batch_size=r.get("training.batch_size", int), schedule=r.get("training.schedule", str),
+                  decay_factor=r.number("training.decay_factor"), augmentation=dsa)
+
+
+def _presets(r: _Reader) -> dict[str, Preset]:
+    allowed = {f.name for f in fields(Preset)}
+    out = {}
+    for name, values in (r.get("presets", dict) or {}).items():
+        if not isinstance(values, dict) or set(values) - allowed:
+            raise UsageError(f"{r.where}: preset '{name}' may only set {', '.join(sorted(allowed))}")
+        out[str(name)] = preset = Preset(**values)
+        if check_override_values(preset):
+            raise UsageError(f"{r.where}: preset '{name}': {check_override_values(preset)}")
+    return out
+
+
+def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
+    r = _Reader(tree, where)
+    seeds = r.get("evaluation.seeds", list)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) \
+            or seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+        raise UsageError(f"{where}: key 'evaluation.seeds' must be a non-empty list of consecutive integers")
+    precision = r.get("evaluation.precision", str)
+    if precision not in PRECISIONS:
+        raise UsageError(f"{where}: key 'evaluation.precision' must be one of {', '.join(PRECISIONS)}")
+    budgets = r.get("generative.budget_seconds", dict)
     try:
-        tree = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read the protocol ({' '.join(str(exc).split())[:120]})") from None
-    rows = tuple((int(a), int(b)) for a, b in _get(tree, "generative.ipc_epochs.rows", list))
-    try:
-        table = IpcEpochTable(rows=rows, cap=_get(tree, "generative.ipc_epochs.cap", int))
-    except ValueError as exc:
-        raise UsageError(f"protocol.yaml: generative.ipc_epochs: {exc}") from None
+        recipe = _recipe(r)
+        table = IpcEpochTable(rows=tuple((int(a), int(b)) for a, b in r.get("generative.ipc_epochs.rows", list)),
+                              cap=r.get("generative.ipc_epochs.cap", int))
+        budgets = {str(k): float(v) for k, v in budgets.items()}
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{where}: {exc}") from None
     return Protocol(
-        version=_get(tree, "version", int),
-        runs=_get(tree, "runs", int),
-        fixed_ipc=_get(tree, "fixed_ipc.ipc", int),
-        fixed_epochs=_get(tree, "fixed_ipc.epochs", int),
-        ipc_epochs=table,
-        max_ipc=_get(tree, "generative.max_ipc", int),
-        budgets=dict(_get(tree, "generative.budget_seconds", dict)),
-        sandbox_limits=Limits(max_processes=_get(tree, "sandbox.max_processes", int),
-                              max_open_files=_get(tree, "sandbox.max_open_files", int),
-                              max_output_bytes=_get(tree, "sandbox.max_output_mib", int) << 20),
+        version=r.get("version", int), digest=content_digest(tree), released=released,
+        seeds=tuple(seeds), precision=precision, recipe=recipe,
+        fixed_ipc=r.get("fixed_ipc.ipc", int), fixed_epochs=r.get("fixed_ipc.epochs", int),
+        ipc_epochs=table, max_ipc=r.get("generative.max_ipc", int), budgets=MappingProxyType(budgets),
+        sandbox_limits=Limits(max_processes=r.get("sandbox.max_processes", int),
+                              max_open_files=r.get("sandbox.max_open_files", int),
+                              max_output_bytes=r.get("sandbox.max_output_mib", int) << 20),
+        presets=MappingProxyType(_presets(r)),
     )
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read the protocol ({' '.join(str(exc).split())[:120]})") from None
+
+
+@lru_cache(maxsize=1)
+def released_versions() -> dict[int, dict]:
+    """CHANGELOG.yaml entries by version: file, sha256, date, changes."""
+    entries = _read_yaml(CHANGELOG)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and {"version", "file", "sha256"} <= set(e)
+                                                for e in entries):
+        raise UsageError(f"{CHANGELOG}: must be a list of entries with version, file and sha256")
+    return {int(e["version"]): e for e in entries}
+
+
+def current_version() -> int:
+    return max(released_versions())
+
+
+@lru_cache(maxsize=8)
+def load_protocol(version: int | None = None) -> Protocol:
+    """A released protocol (the current one by default), checked against its changelog digest."""
+    version = current_version() if version is None else version
+    entry = released_versions().get(version)
+    if entry is None:
+        raise UsageError(f"protocol version {version} is not released; known: {', '.join(map(str, released_versions()))}")
+    path = FOLDER / entry["file"]
+    tree = _read_yaml(path)
+    if content_digest(tree) != entry["sha256"]:
+        raise UsageError(f"{path}: changed after its release (its values no longer match CHANGELOG.yaml); released "
+                         f"protocols are frozen: restore it with git checkout and make the change in a new version")
+    return parse_protocol(tree, str(path), released=True)
+
+
+def load_protocol_file(path: Path) -> Protocol:
+    """A protocol file of one's own (--protocol FILE); a released file loads as that release."""
+    tree = _read_yaml(path)
+    digest = content_digest(tree)
+    for version, entry in released_versions().items():
+        if entry["sha256"] == digest:
+            return load_protocol(version)
+    return parse_protocol(tree, str(path), released=False)

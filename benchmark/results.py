@@ -1,38 +1,166 @@
-"""leaderboard/results.csv: the source of truth, one row per (submission, dataset) evaluation.
+"""leaderboard/results.csv: the source of truth, one typed `Result` per evaluation.
+
+The record's fields are the CSV's columns, in order. Scoring returns a Result, `bench evaluate
+--json` prints one, and reading parses every line back into one (numbers as numbers), checking the
+header, the column count and every value: a damaged file is refused with the line number and the
+repair, never appended to or silently skipped.
 
 Rows are appended under a file lock by rewriting the whole file to a temporary name and renaming
-it, so concurrent runs lose nothing and a reader never sees half a file. Finished runs of an
-evaluation in progress are kept in leaderboard/.runs/<key>/ so an interrupted one resumes.
+it, so concurrent runs lose nothing and a reader never sees half a file.
 """
 from __future__ import annotations
 
 import csv
+import enum
 import io
 import json
-import subprocess
+import math
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterator
 
 from filelock import FileLock
 
-from evaluator.atomic import atomic_write
-from evaluator.train import RunResult
+from evaluator.atomic import atomic_write_text
 
 from .errors import UsageError
+from .text import plain
 
-COLUMNS = (
-    "timestamp", "team", "method", "track", "dataset", "status", "error",
-    "ipc", "epochs", "images_generated", "images_dropped", "gen_seconds", "budget_seconds",
-    "runs", "acc_mean", "acc_std", "acc_runs", "seeds", "class_spread",
-    "standard", "nonstandard", "sandbox", "device", "precision", "eval_seconds",
-    "torch_version", "harness_version", "protocol_version", "git_commit", "submission_sha256", "protocol_key",
-)
-STATUSES = ("ok", "invalid", "failed", "timeout")
 LOCK_TIMEOUT = 600  # seconds a writer waits for another
+TEXT_LIMITS = {"method": 200, "error": 300, "nonstandard": 200}  # longest text stored per column
+DEFAULT_TEXT_LIMIT = 120
 
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    INVALID = "invalid"  # the submission broke a rule (bad file, bad YAML, bad shard)
+    FAILED = "failed"  # it crashed, or its evaluation did
+    TIMEOUT = "timeout"  # the generator completed no shard before its deadline
+
+
+@dataclass(frozen=True)
+class Result:
+    team: str
+    method: str
+    track: str  # fixed-ipc | generative | reference | "" (bench evaluate of a file)
+    dataset: str
+    status: Status
+    timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    error: str = ""
+    ipc: int | None = None
+    epochs: int | None = None
+    images: int | None = None  # trained on
+    images_generated: int | None = None
+    images_dropped: int | None = None
+    gen_seconds: float | None = None
+    budget_seconds: float | None = None
+    runs: int | None = None
+    seeds: tuple[int, ...] = ()
+    acc_mean: float | None = None
+    acc_std: float | None = None  # sample std over runs
+    acc_ci95: float | None = None  # half-width of the 95 % CI of the mean (Student's t)
+    acc_runs: tuple[float, ...] = ()
+    acc_per_class: tuple[float, ...] = ()  # run-averaged, class index order
+    class_spread: float | None = None
+    standard: bool = False
+    nonstandard: str = ""  # every deviation from the protocol, named
+    sandbox: str = ""
+    device: str = ""
+    precision: str = ""
+    compiled: bool | None = None
+    eval_seconds: float | None = None
+    torch_version: str = ""
+    harness_version: str = ""
+    protocol_version: str = ""
+    git_commit: str = ""
+    submission_sha256: str = ""
+    protocol_key: str = ""
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "status": self.status.value}
+
+    def with_text_cleaned(self) -> "Result":
+        """Every text field one bounded line without control characters (what the CSV stores)."""
+        return replace(self, **{f.name: plain(getattr(self, f.name), TEXT_LIMITS.get(f.name, DEFAULT_TEXT_LIMIT))
+                                for f in fields(self) if f.type == "str"})
+
+
+COLUMNS = tuple(f.name for f in fields(Result))
+
+
+class ResultsError(UsageError):
+    """results.csv is damaged: exit 2 with the line and the repair."""
+
+
+# -- values <-> CSV cells ------------------------------------------------------------------------
+
+def _cell(value: object) -> str:
+    if isinstance(value, Status):
+        return value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if math.isfinite(value) else ""
+    if isinstance(value, tuple):
+        return "" if not value else json.dumps([round(v, 4) if isinstance(v, float) else v for v in value])
+    return "" if value is None else str(value)
+
+
+def _number(text: str, kind: type):
+    value = kind(text)
+    if kind is float and not math.isfinite(value):
+        raise ValueError("not finite")
+    return value
+
+
+def _parse(kind: str, text: str):
+    """A CSV cell back to the field's type (the annotation string of the Result field)."""
+    if kind == "str":
+        return text
+    if kind == "Status":
+        return Status(text)
+    if kind in ("bool", "bool | None"):
+        if text in ("true", "false"):
+            return text == "true"
+        if text == "" and kind.endswith("None"):
+            return None
+        raise ValueError("expected true or false")
+    if kind in ("int | None", "float | None"):
+        return None if text == "" else _number(text, int if kind.startswith("int") else float)
+    if kind.startswith("tuple["):
+        if text == "":
+            return ()
+        items = json.loads(text)
+        elem = int if kind.startswith("tuple[int") else float
+        if not isinstance(items, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            raise ValueError("expected a JSON list of numbers")
+        return tuple(_number(str(v), elem) if elem is int else float(v) for v in items)
+    raise TypeError(f"no parser for {kind}")
+
+
+_KINDS = {f.name: f.type for f in fields(Result)}
+
+
+def parse_row(cells: list[str], where: str) -> Result:
+    if len(cells) != len(COLUMNS):
+        raise ResultsError(f"{where}: {len(cells)} fields, expected {len(COLUMNS)}; {REPAIR}")
+    values = {}
+    for name, text in zip(COLUMNS, cells):
+        try:
+            values[name] = _parse(_KINDS[name], text)
+        except (ValueError, TypeError, json.JSONDecodeError):
+            raise ResultsError(f"{where}: column '{name}' holds {plain(text, 40)!r}, not a valid "
+                               f"{_KINDS[name]}; {REPAIR}") from None
+    return Result(**values)
+
+
+REPAIR = ("repair that line (or delete it), or move the file aside to start a new one; "
+          "`bench results check` lists every problem")
+
+
+# -- the file ------------------------------------------------------------------------------------
 
 def results_path(root: Path) -> Path:
     return root / "leaderboard" / "results.csv"
@@ -47,110 +175,70 @@ def locked(root: Path) -> Iterator[None]:
         yield
 
 
-def read_rows(root: Path) -> list[dict[str, str]]:
+def _rows(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """(where, cells) of every data row; raises ResultsError on a damaged header or encoding."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not UTF-8 text (byte {exc.start}); {REPAIR}") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is not None and tuple(header) != COLUMNS:
+            missing = [c for c in COLUMNS if c not in header]
+            extra = [plain(c, 30) for c in header if c not in COLUMNS]
+            raise ResultsError(f"{path}: line 1 is not this harness's header (missing {missing[:4]}, unknown "
+                               f"{extra[:4]}); it was written by another version or by hand: move it aside")
+        for cells in reader:
+            if cells:
+                yield f"{path} line {reader.line_num}", cells
+    except csv.Error as exc:
+        raise ResultsError(f"{path} line {reader.line_num}: unreadable CSV ({exc}); {REPAIR}") from None
+
+
+def read_results(root: Path) -> list[Result]:
+    """Every row, parsed; the first problem raises ResultsError."""
     path = results_path(root)
     if not path.is_file():
         return []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames and tuple(reader.fieldnames) != COLUMNS:
-            missing = [c for c in COLUMNS if c not in reader.fieldnames]
-            if missing:
-                raise UsageError(f"{path}: header lacks columns {missing}; it was written by another harness version")
-        return list(reader)
+    return [parse_row(cells, where) for where, cells in _rows(path)]
 
 
-def _format(row: dict) -> dict[str, str]:
-    unknown = set(row) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"unknown result columns {sorted(unknown)}")
-    if row.get("status") not in STATUSES:
-        raise ValueError(f"status must be one of {STATUSES}, got {row.get('status')!r}")
-    out = {}
-    for col in COLUMNS:
-        value = row.get(col, "")
-        if isinstance(value, (list, tuple)):
-            value = json.dumps(list(value))
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, float):
-            value = f"{value:.4f}".rstrip("0").rstrip(".") if value == value else ""
-        elif value is None:
-            value = ""
-        out[col] = " ".join(str(value).split())  # one line per row, always
-    return out
-
-
-def append_row(root: Path, row: dict) -> None:
-    """Append one row atomically; the caller holds `locked(root)`."""
+def check_results(root: Path) -> list[str]:
+    """Every problem of results.csv, one line each (empty: the file is sound)."""
     path = results_path(root)
-    existing = path.read_text() if path.is_file() else ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    if not existing:
-        writer.writeheader()
-    writer.writerow(_format({"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), **row}))
-    text = existing + buf.getvalue()
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def find_ok(root: Path, key: str) -> dict[str, str] | None:
-    """The latest successful row with this protocol key, if any."""
-    matches = [r for r in read_rows(root) if r["protocol_key"] == key and r["status"] == "ok"]
-    return matches[-1] if matches else None
-
-
-# -- per-run state of an evaluation in progress ------------------------------------------------
-
-def state_dir(root: Path, key: str) -> Path:
-    return root / "leaderboard" / ".runs" / key[:32]
-
-
-def load_runs(root: Path, key: str) -> dict[int, RunResult]:
-    done = {}
-    for path in sorted(state_dir(root, key).glob("seed-*.json")):
-        try:
-            data = json.loads(path.read_text())
-            done[data["seed"]] = RunResult(**{**data, "per_class": tuple(data["per_class"])})
-        except (json.JSONDecodeError, KeyError, TypeError):
-            path.unlink(missing_ok=True)  # a damaged record is retrained, never trusted
-    return done
-
-
-def save_run(root: Path, key: str, result: RunResult) -> None:
-    path = state_dir(root, key) / f"seed-{result.seed}.json"
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(asdict(result))))
-
-
-def clear_runs(root: Path, key: str) -> None:
-    for path in state_dir(root, key).glob("seed-*.json"):
-        path.unlink(missing_ok=True)
-
-
-def git_commit(root: Path) -> str:
+    if not path.is_file():
+        return []
+    problems = []
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    if out.returncode != 0:
-        return ""
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+        for where, cells in _rows(path):
+            try:
+                parse_row(cells, where)
+            except ResultsError as exc:
+                problems.append(str(exc))
+    except ResultsError as exc:
+        problems.append(str(exc))
+    return problems
 
 
-def environment_columns(root: Path) -> dict[str, str]:
-    import torch
+def append_result(root: Path, result: Result) -> Result:
+    """Append one row atomically; the caller holds `locked(root)`. Refuses a damaged file."""
+    path = results_path(root)
+    read_results(root)  # a damaged file is never appended to
+    existing = path.read_text(encoding="utf-8") if path.is_file() else ""
+    clean = result.with_text_cleaned()
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if not existing:
+        writer.writerow(COLUMNS)
+    elif not existing.endswith("\n"):
+        existing += "\n"  # a hand-edited file without a final newline: the new row starts a line
+    writer.writerow([_cell(getattr(clean, c)) for c in COLUMNS])
+    atomic_write_text(path, existing + buf.getvalue())
+    return clean
 
-    from . import __version__
 
-    return {"torch_version": torch.__version__, "harness_version": __version__, "git_commit": git_commit(root)}
-
-
-def ensure_ignored(root: Path) -> None:
-    """Keep the run state out of version control even in a project without our .gitignore."""
-    ignore = root / "leaderboard" / ".runs" / ".gitignore"
-    if not ignore.exists():
-        ignore.parent.mkdir(parents=True, exist_ok=True)
-        ignore.write_text("*\n")
+def find_ok(root: Path, key: str) -> Result | None:
+    """The latest successful row with this protocol key, if any."""
+    matches = [r for r in read_results(root) if r.protocol_key == key and r.status is Status.OK]
+    return matches[-1] if matches else None

@@ -38,9 +38,10 @@ _serial = itertools.count()
 
 @dataclass(frozen=True)
 class Limits:
-    max_processes: int = 512  # tasks: processes and threads
-    max_open_files: int = 1024
-    max_output_bytes: int = 4 << 30
+    """The sandbox's resource limits; values from the protocol file (sandbox section)."""
+    max_processes: int  # tasks: processes and threads
+    max_open_files: int
+    max_output_bytes: int
 
 
 def bwrap_binary() -> str:

@@ -1,72 +1,81 @@
-"""Scoring one image set for one dataset and recording the result: shared by every track.
+"""Scoring one image set for one dataset, then recording it: shared by every track.
 
-The flow of `score`: skip if an identical evaluation already succeeded (unless --force), resume
-from finished runs, train the remaining runs, then write the sample grid, the row and the
-regenerated leaderboard under the results lock. A problem with the submission becomes a status
-row (never a score); a problem with the harness set-up (a dataset not prepared) is raised.
+Three steps, as in any evaluation harness: compute (`evaluate_job`: train the runs, resuming from
+finished ones, and return a Result), save (`record`: grid, CSV row, regenerated leaderboard, under
+the results lock), display (one line on the terminal). `score` strings them together and skips an
+evaluation identical to one that already succeeded. A problem with the submission becomes a
+status row (never a score); a problem with the harness set-up (a dataset not prepared) is raised.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from filelock import FileLock
 from torch import Tensor
 
 from evaluator.data import Dataset, tensor_digest
-from evaluator.errors import one_line
 from evaluator.evaluate import evaluate
+from evaluator.train import Task, should_compile
 
-from . import grids, leaderboard, results
+from . import grids, leaderboard, provenance, results, runstate
+from .console import error, info, pass_progress
 from .options import Options, device_name
-from .console import info, pass_progress
-from .protocol import Protocol
+from .results import Result, Status
+from .text import relative_paths
+
+SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
 class Outcome:
     team: str
     dataset: str
-    status: str  # ok | invalid | failed | timeout | skipped
+    status: str  # a Status value, or "skipped"
     message: str
-    row: dict = field(default_factory=dict)
+    result: Result | None = None
 
     @property
     def failed(self) -> bool:
-        return self.status not in ("ok", "skipped")
+        return self.status not in (Status.OK.value, SKIPPED)
 
 
 @dataclass(frozen=True)
 class Job:
-    """An image set ready to score, and the identity columns of its row."""
-    row: dict  # team, method, track, dataset, submission_sha256 (+ generation columns)
+    """An image set ready to score, and the fields of its row known before training."""
+    fields: dict  # team, method, track, dataset, submission_sha256 (+ generation fields) and describe()
     images: Tensor  # normalised float32 N x 3 x H x W
     labels: Tensor
     preview: Tensor  # uint8 images for the sample grid
     ipc: int
-    epochs: int  # the protocol's, before any --epochs override
+    protocol_epochs: int  # what the track's rule gives, before any override
     key_fields: dict = field(default_factory=dict)  # what else makes two evaluations identical
 
 
-def base_row(opts: Options, protocol: Protocol, **identity) -> dict:
-    reasons = [f"epochs={opts.epochs}" if opts.epochs is not None else "",
-               f"budget={opts.budget:g}s" if opts.budget is not None else "",
-               "no-sandbox" if not opts.sandbox else ""]
-    return {**identity, "runs": opts.runs, "standard": opts.standard, "nonstandard": " ".join(r for r in reasons if r),
-            "device": device_name(opts.device), "precision": opts.precision, "protocol_version": protocol.version,
-            **results.environment_columns(opts.project)}
+def standard_fields(opts: Options, protocol_epochs: int | None, generation_dataset: str | None = None) -> dict:
+    """`standard` and `nonstandard`, as Options.deviations decides them."""
+    deviations = opts.deviations(protocol_epochs, generation_dataset)
+    return {"standard": not deviations, "nonstandard": " ".join(deviations)}
 
 
-def protocol_key(opts: Options, protocol: Protocol, ds: Dataset, row: dict, key_fields: dict) -> str:
+def describe(opts: Options, protocol_epochs: int | None = None, generation: bool = False, **identity) -> dict:
+    """The fields every row of an evaluation carries: its identity, the effective protocol,
+    whether it is standard, and provenance."""
+    return {**identity, "runs": opts.runs, "seeds": opts.seeds, "precision": opts.precision,
+            **standard_fields(opts, protocol_epochs, identity.get("dataset") if generation else None),
+            "device": device_name(opts.device), "protocol_version": opts.protocol.label,
+            **provenance.environment(opts.project_if_any)}
+
+
+def protocol_key(opts: Options, ds: Dataset, job_fields: dict, key_fields: dict) -> str:
     """What makes two evaluations identical: submission, dataset and test set, protocol, options."""
-    fields = {"track": row["track"], "team": row["team"], "dataset": ds.info.name,
-              "submission": row.get("submission_sha256", ""), "epochs": opts.epochs, "runs": opts.runs,
-              "seed": opts.seed, "precision": opts.precision, "protocol": protocol.version,
-              "test": ds.test_digest, **key_fields}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    ident = {"track": job_fields["track"], "team": job_fields["team"], "dataset": ds.info.name,
+             "submission": job_fields.get("submission_sha256", ""), "test": ds.test_digest,
+             **opts.identity(), **key_fields}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
 def previous_result(opts: Options, key: str, team: str, dataset: str) -> Outcome | None:
@@ -75,59 +84,70 @@ def previous_result(opts: Options, key: str, team: str, dataset: str) -> Outcome
     if previous is None:
         return None
     message = (f"{team}/{dataset}: identical submission and protocol already evaluated on "
-               f"{previous['timestamp']} ({previous['acc_mean']} %); skipped, use --force to re-evaluate")
+               f"{previous.timestamp} ({previous.acc_mean} %); skipped, use --force to re-evaluate")
     info(message)
-    return Outcome(team, dataset, "skipped", message, previous)
+    return Outcome(team, dataset, SKIPPED, message, previous)
 
 
-def record(root: Path, row: dict, preview: tuple[Tensor, Tensor, int] | None = None) -> None:
-    """Grid, row and leaderboard, all under the results lock."""
+def record(root: Path, result: Result, preview: tuple[Tensor, Tensor, int] | None = None) -> Result:
+    """Grid, row and leaderboard, all under the results lock; returns the row as stored."""
     with results.locked(root):
         if preview is not None:
-            grids.save_grid(root / "leaderboard" / "grids" / grids.grid_name(row["team"], row["dataset"]), *preview)
-        results.append_row(root, row)
+            grids.save_grid(root / "leaderboard" / "grids" / grids.grid_name(result.team, result.dataset), *preview)
+        stored = results.append_result(root, result)
         leaderboard.write(root)
+    return stored
 
 
-def record_status(root: Path, row: dict, status: str, error: str) -> Outcome:
-    message = one_line(error)
-    record(root, {**row, "status": status, "error": message})
-    return Outcome(row["team"], row["dataset"], status, message, row)
+def reject(opts: Options, job_fields: dict, status: Status, reason: str) -> Outcome:
+    """A status row (never a score) and one line on the terminal."""
+    stored = record(opts.project, Result(**job_fields, status=status, error=relative_paths(reason, opts.project)))
+    error(f"{stored.team}/{stored.dataset or '-'}: {stored.error}")
+    return Outcome(stored.team, stored.dataset, status.value, stored.error, stored)
 
 
-def score(opts: Options, protocol: Protocol, ds: Dataset, job: Job) -> Outcome:
+def evaluate_job(opts: Options, ds: Dataset, job: Job, run_key: str) -> Result:
+    """Train every run not finished yet (each finished run is saved for resuming) and summarise."""
     root = opts.project
-    team, dataset = job.row["team"], ds.info.name
-    epochs = opts.epochs if opts.epochs is not None else job.epochs
-    key = protocol_key(opts, protocol, ds, job.row, job.key_fields)
+    done = runstate.load_runs(root, run_key)
+    if done:
+        info(f"{job.fields['team']}/{ds.info.name}: resuming, {len(done)} of {opts.runs} runs already finished")
+    cfg = opts.train_config(job.protocol_epochs)
+    task = Task(job.images, job.labels, ds.normalize(ds.test_images), ds.test_labels, ds.info.num_classes)
+    started = time.perf_counter()
+    todo = sum(s not in done for s in opts.seeds)
+    with pass_progress(f"{job.fields['team']}/{ds.info.name}", todo * cfg.passes) as on_pass:
+        ev = evaluate(task, cfg, opts.seeds, done=done, on_pass=on_pass,
+                      on_run=lambda r: runstate.save_run(root, run_key, r))
+    return Result(**job.fields, status=Status.OK, ipc=job.ipc, epochs=cfg.epochs, images=len(job.labels),
+                  acc_mean=ev.mean, acc_std=ev.std, acc_ci95=ev.ci95, acc_runs=tuple(ev.accuracies),
+                  acc_per_class=tuple(ev.per_class_mean), class_spread=ev.class_spread,
+                  compiled=should_compile(cfg, len(job.labels)), eval_seconds=time.perf_counter() - started)
+
+
+def score(opts: Options, ds: Dataset, job: Job) -> Outcome:
+    root = opts.project
+    team, dataset = job.fields["team"], ds.info.name
+    key = protocol_key(opts, ds, job.fields, job.key_fields)
+    job = replace(job, fields={**job.fields, "protocol_key": key})
     # Finished runs are keyed on the very images too: a generator may produce others next time.
     run_key = hashlib.sha256((key + tensor_digest(job.preview, job.labels)).encode()).hexdigest()
-    results.ensure_ignored(root)
-    state = results.state_dir(root, run_key)
+    runstate.ensure_ignored(root)
+    state = runstate.state_dir(root, run_key)
     state.mkdir(parents=True, exist_ok=True)
     with FileLock(str(state / "evaluating.lock")):  # a second identical evaluation waits, then skips
         previous = previous_result(opts, key, team, dataset)
         if previous is not None:
             return previous
         if opts.force:
-            results.clear_runs(root, run_key)
-        done = results.load_runs(root, run_key)
-        if done:
-            info(f"{team}/{dataset}: resuming, {len(done)} of {opts.runs} runs already finished")
-        cfg = opts.train_config(epochs)
-        row = {**job.row, "ipc": job.ipc, "epochs": epochs, "protocol_key": key}
-        started = time.perf_counter()
+            runstate.clear_runs(root, run_key)
         try:
-            with pass_progress(f"{team}/{dataset}", (opts.runs - len(done)) * cfg.passes) as on_pass:
-                ev = evaluate(job.images, job.labels, ds.normalize(ds.test_images), ds.test_labels, ds.info.num_classes,
-                              cfg, opts.runs, opts.seed, done=done, on_pass=on_pass,
-                              on_run=lambda r: results.save_run(root, run_key, r))
+            result = evaluate_job(opts, ds, job, run_key)
         except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory, a broken backend
-            return record_status(root, row, "failed", f"evaluation failed: {exc}")
-        row.update(status="ok", acc_mean=ev.mean, acc_std=ev.std, acc_runs=[round(a, 4) for a in ev.accuracies],
-                   seeds=[r.seed for r in ev.runs], class_spread=ev.class_spread,
-                   eval_seconds=time.perf_counter() - started)
-        record(root, row, (job.preview, job.labels, ds.info.num_classes))
-    info(f"[green]{team}/{dataset}[/]: {ev.mean:.2f} ± {ev.std:.2f} % over {opts.runs} runs "
-         f"(IPC {job.ipc}, {epochs} epochs{'' if opts.standard else ', non-standard'})")
-    return Outcome(team, dataset, "ok", f"{ev.mean:.2f} ± {ev.std:.2f} %", row)
+            return reject(opts, {**job.fields, "ipc": job.ipc, "epochs": opts.epochs(job.protocol_epochs)},
+                          Status.FAILED, f"evaluation failed: {exc}")
+        stored = record(root, result, (job.preview, job.labels, ds.info.num_classes))
+    summary = (f"{stored.acc_mean:.2f} ± {stored.acc_std:.2f} % over {stored.runs} runs "
+               f"(IPC {stored.ipc}, {stored.epochs} epochs{'' if stored.standard else ', non-standard: ' + stored.nonstandard})")
+    info(f"{team}/{dataset}: {summary}", style="green")
+    return Outcome(team, dataset, Status.OK.value, summary, stored)

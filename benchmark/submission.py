@@ -144,6 +144,11 @@ def file_hashes(folder: Path) -> dict[str, str]:
     return hashes
 
 
+def current_hashes(root: Path) -> dict[str, str]:
+    """The combined hash of every team folder's files as they are now."""
+    return {team: combined_hash(file_hashes(root / "submissions" / team)) for team in discover(root)}
+
+
 def combined_hash(hashes: dict[str, str]) -> str:
     """One digest for the whole folder: names and contents."""
     digest = hashlib.sha256()

@@ -4,6 +4,8 @@ It knows nothing of the command line; `benchmark` orchestrates it.
 """
 from .evaluate import Evaluation, evaluate
 from .files import ImageSet, load_image_set
-from .train import RunResult, TrainConfig, train_and_test
+from .recipe import DsaParams, Recipe
+from .train import RunResult, Task, TrainConfig, train_and_test
 
-__all__ = ["Evaluation", "ImageSet", "RunResult", "TrainConfig", "evaluate", "load_image_set", "train_and_test"]
+__all__ = ["DsaParams", "Evaluation", "ImageSet", "Recipe", "RunResult", "Task", "TrainConfig", "evaluate",
+           "load_image_set", "train_and_test"]

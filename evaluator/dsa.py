@@ -1,8 +1,9 @@
-"""DSA augmentation in single-operation mode, vectorised over the batch (PROTOCOL.md).
+"""DSA augmentation in single-operation mode, vectorised over the batch (docs/PROTOCOL.md).
 
-For every batch ONE operation is picked uniformly from OPS; its random parameters are drawn
-independently for every image. All random draws use the generator passed in, on the data's
-device, so augmentation never synchronises with the host. The operation itself is chosen on
+For every batch ONE operation is picked uniformly from the protocol's ops; its random parameters
+are drawn independently for every image, with the protocol's magnitudes (`DsaParams`). All random
+draws use the generator passed in, on the data's device, so augmentation never synchronises with
+the host. The operation itself is chosen on
 the host (`choose_op`) from a CPU generator: that costs no device round trip either.
 """
 from __future__ import annotations
@@ -13,25 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
-
-BRIGHTNESS = 1.0  # x + (u - 0.5) * BRIGHTNESS
-SATURATION = 2.0  # (x - m) * (u * SATURATION) + m
-CONTRAST = 0.5  # (x - m) * (u + CONTRAST) + m
-CROP_RATIO = 0.125
-CUTOUT_RATIO = 0.5
-SCALE_RATIO = 1.2
-ROTATE_DEGREES = 15.0
-FLIP_PROB = 0.5
+from .recipe import DsaParams
 
 
-def crop_shift(size: int) -> int:
-    """Largest translation of `crop`: 4 pixels at 32 px, 8 at 64 px."""
-    return int(size * CROP_RATIO + 0.5)
+def crop_shift(size: int, p: DsaParams) -> int:
+    """Largest translation of `crop`: 4 pixels at 32 px, 8 at 64 px with the challenge's 0.125."""
+    return int(size * p.crop + 0.5)
 
 
-def cutout_side(size: int) -> int:
-    return int(size * CUTOUT_RATIO + 0.5)
+def cutout_side(size: int, p: DsaParams) -> int:
+    return int(size * p.cutout + 0.5)
 
 
 def _uniform(x: Tensor, gen: torch.Generator | None, *shape: int) -> Tensor:
@@ -42,29 +34,29 @@ def _randint(x: Tensor, gen: torch.Generator | None, low: int, high: int) -> Ten
     return torch.randint(low, high, (x.shape[0],), generator=gen, device=x.device)
 
 
-def brightness(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
-    return x + (_uniform(x, gen, 1, 1, 1).to(x.dtype) - 0.5) * BRIGHTNESS
+def brightness(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
+    return x + (_uniform(x, gen, 1, 1, 1).to(x.dtype) - 0.5) * p.brightness
 
 
-def saturation(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+def saturation(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
     mean = x.mean(dim=1, keepdim=True)  # per pixel, over channels
-    return (x - mean) * (_uniform(x, gen, 1, 1, 1).to(x.dtype) * SATURATION) + mean
+    return (x - mean) * (_uniform(x, gen, 1, 1, 1).to(x.dtype) * p.saturation) + mean
 
 
-def contrast(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+def contrast(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
     mean = x.mean(dim=(1, 2, 3), keepdim=True)  # per image
-    return (x - mean) * (_uniform(x, gen, 1, 1, 1).to(x.dtype) + CONTRAST) + mean
+    return (x - mean) * (_uniform(x, gen, 1, 1, 1).to(x.dtype) + p.contrast) + mean
 
 
-def color(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
-    return contrast(saturation(brightness(x, gen), gen), gen)
+def color(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
+    return contrast(saturation(brightness(x, p, gen), p, gen), p, gen)
 
 
-def crop(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+def crop(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
     """Translate by integer (ty, tx) in [-s, s]; pixels shifted in from outside are zero."""
     n, _, h, w = x.shape
-    ty = _randint(x, gen, -crop_shift(h), crop_shift(h) + 1)
-    tx = _randint(x, gen, -crop_shift(w), crop_shift(w) + 1)
+    ty = _randint(x, gen, -crop_shift(h, p), crop_shift(h, p) + 1)
+    tx = _randint(x, gen, -crop_shift(w, p), crop_shift(w, p) + 1)
     rows = torch.arange(h, device=x.device).unsqueeze(0) + ty.unsqueeze(1)  # n x h
     cols = torch.arange(w, device=x.device).unsqueeze(0) + tx.unsqueeze(1)  # n x w
     inside = ((rows >= 0) & (rows < h)).unsqueeze(2) & ((cols >= 0) & (cols < w)).unsqueeze(1)
@@ -74,10 +66,10 @@ def crop(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
     return moved.permute(0, 3, 1, 2) * inside.unsqueeze(1).to(x.dtype)
 
 
-def cutout(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+def cutout(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
     """Zero a square of side int(0.5*size+0.5) centred uniformly at random, clipped at the border."""
     _, _, h, w = x.shape
-    side_h, side_w = cutout_side(h), cutout_side(w)
+    side_h, side_w = cutout_side(h, p), cutout_side(w, p)
     cy = _randint(x, gen, 0, h + (1 - side_h % 2))
     cx = _randint(x, gen, 0, w + (1 - side_w % 2))
     top, left = cy - side_h // 2, cx - side_w // 2
@@ -89,8 +81,8 @@ def cutout(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
     return x * keep.unsqueeze(1).to(x.dtype)
 
 
-def flip(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
-    return torch.where(_uniform(x, gen, 1, 1, 1) < FLIP_PROB, x.flip(3), x)
+def flip(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
+    return torch.where(_uniform(x, gen, 1, 1, 1) < p.flip, x.flip(3), x)
 
 
 def _affine(x: Tensor, theta: Tensor) -> Tensor:
@@ -98,24 +90,24 @@ def _affine(x: Tensor, theta: Tensor) -> Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def scale_factors(x: Tensor, gen: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    lo = 1.0 / SCALE_RATIO
-    return _uniform(x, gen) * (SCALE_RATIO - lo) + lo, _uniform(x, gen) * (SCALE_RATIO - lo) + lo
+def scale_factors(x: Tensor, p: DsaParams, gen: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    lo = 1.0 / p.scale
+    return _uniform(x, gen) * (p.scale - lo) + lo, _uniform(x, gen) * (p.scale - lo) + lo
 
 
-def scale(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
-    sx, sy = scale_factors(x, gen)
+def scale(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
+    sx, sy = scale_factors(x, p, gen)
     zero = torch.zeros_like(sx)
     theta = torch.stack([torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1)
     return _affine(x, theta)
 
 
-def rotation_angles(x: Tensor, gen: torch.Generator | None) -> Tensor:
-    return (_uniform(x, gen) - 0.5) * 2 * math.radians(ROTATE_DEGREES)
+def rotation_angles(x: Tensor, p: DsaParams, gen: torch.Generator | None) -> Tensor:
+    return (_uniform(x, gen) - 0.5) * 2 * math.radians(p.rotate)
 
 
-def rotate(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
-    a = rotation_angles(x, gen)
+def rotate(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
+    a = rotation_angles(x, p, gen)
     cos, sin, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
     theta = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1)
     return _affine(x, theta)
@@ -124,14 +116,14 @@ def rotate(x: Tensor, gen: torch.Generator | None = None) -> Tensor:
 _FUNCTIONS = {"color": color, "crop": crop, "cutout": cutout, "flip": flip, "scale": scale, "rotate": rotate}
 
 
-def choose_op(host_gen: torch.Generator) -> str:
-    """Pick the batch's operation on the host (a CPU generator: no device sync)."""
-    return OPS[int(torch.randint(len(OPS), (1,), generator=host_gen))]
+def choose_op(p: DsaParams, host_gen: torch.Generator) -> str:
+    """Pick the batch's operation uniformly on the host (a CPU generator: no device sync)."""
+    return p.ops[int(torch.randint(len(p.ops), (1,), generator=host_gen))]
 
 
-def augment(x: Tensor, op: str, gen: torch.Generator | None = None) -> Tensor:
+def augment(x: Tensor, op: str, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
     """Apply one DSA operation with per-image random parameters; keeps x's memory format."""
-    out = _FUNCTIONS[op](x, gen)
+    out = _FUNCTIONS[op](x, p, gen)
     if x.is_contiguous(memory_format=torch.channels_last):
         out = out.contiguous(memory_format=torch.channels_last)
     return out

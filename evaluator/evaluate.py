@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
-from torch import Tensor
-
-from .train import RunResult, TrainConfig, train_and_test
+from .stats import Estimate, sample_std
+from .train import RunResult, Task, TrainConfig, train_and_test
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,13 @@ class Evaluation:
 
     @property
     def std(self) -> float:
-        """Population standard deviation over runs (numpy's default, as DD papers report)."""
-        return statistics.pstdev(self.accuracies) if len(self.runs) > 1 else 0.0
+        """Sample standard deviation over runs (n - 1; many DD papers print numpy's n instead)."""
+        return sample_std(self.accuracies)
+
+    @property
+    def ci95(self) -> float | None:
+        """Half-width of the 95 % confidence interval of the mean (Student's t); None for one run."""
+        return Estimate.of(self.accuracies).ci95
 
     @property
     def per_class_mean(self) -> list[float]:
@@ -47,29 +51,21 @@ class Evaluation:
         return sum(r.seconds for r in self.runs)
 
 
-def run_seeds(seed: int, runs: int) -> list[int]:
-    return [seed + i for i in range(runs)]
-
-
 def evaluate(
-    images: Tensor,
-    labels: Tensor,
-    test_images: Tensor,
-    test_labels: Tensor,
-    num_classes: int,
+    task: Task,
     cfg: TrainConfig,
-    runs: int = 3,
-    seed: int = 0,
+    seeds: Sequence[int],
+    *,
     done: dict[int, RunResult] | None = None,
     on_run: Callable[[RunResult], None] | None = None,
     on_pass: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
-    """Train `runs` independent models (seeds seed, seed+1, ...) and test each final model."""
+    """Train one independent model per seed and test each final model."""
     done = dict(done or {})
     results = []
-    for s in run_seeds(seed, runs):
+    for s in seeds:
         if s not in done:
-            done[s] = train_and_test(images, labels, test_images, test_labels, num_classes, cfg, s, on_pass)
+            done[s] = train_and_test(task, cfg, s, on_pass)
             if on_run is not None:
                 on_run(done[s])
         results.append(done[s])

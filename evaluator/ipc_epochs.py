@@ -2,21 +2,18 @@
 
 Rows of the table are used as they are. Between and beyond the rows the number of image-steps
 per run is kept constant: epochs = floor(K / ipc + 0.5), where K = ipc x epochs of the nearest
-row at or below ipc (the first row below the table). With the default rows K = 10,000 everywhere.
-Training is capped at `cap` epochs (1000, the fixed-IPC track's) and never below 1.
+row at or below ipc (the first row below the table). With the thesis' rows K = 10,000 everywhere.
+Training is capped at `cap` epochs and never below 1. Rows and cap come from the protocol file.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-DEFAULT_TABLE = ((10, 1000), (50, 200), (100, 100), (500, 20))
-
-
 @dataclass(frozen=True)
 class IpcEpochTable:
-    rows: tuple[tuple[int, int], ...] = DEFAULT_TABLE
-    cap: int = 1000
+    rows: tuple[tuple[int, int], ...]
+    cap: int
 
     def __post_init__(self) -> None:
         if not self.rows:

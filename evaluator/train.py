@@ -1,13 +1,16 @@
 """The evaluation protocol: train ConvNetD3-W128 on a (distilled) image set, test the final model.
 
+    from benchmark.protocol import load_protocol
     from evaluator.train import TrainConfig, train_and_test
-    result = train_and_test(images, labels, test_images, test_labels, num_classes=100,
-                            cfg=TrainConfig(device="cuda"), seed=0)
+    p = load_protocol()
+    cfg = TrainConfig(recipe=p.recipe, epochs=p.fixed_epochs, precision=p.precision, device="cuda")
+    result = train_and_test(images, labels, test_images, test_labels, num_classes=100, cfg=cfg, seed=0)
 
-Faithful to the official scorer (PROTOCOL.md): SGD(lr 0.01, momentum 0.9, wd 5e-4), batch 256
-reshuffled every pass with the last partial batch kept, E+1 passes (0..E), after pass E//2+1 the
-learning rate drops 10x and the optimizer is created anew (momentum restarts from zero), one DSA
-operation per batch with per-image parameters, accuracy of the final model on the whole test set.
+Faithful to the official scorer (docs/PROTOCOL.md), with every number from the recipe: SGD
+(lr, momentum, weight decay), batches reshuffled every pass with the last partial batch kept,
+E+1 passes (0..E), after pass E//2+1 the learning rate drops by the decay factor and the optimizer
+is created anew (momentum restarts from zero), one DSA operation per batch with per-image
+parameters, accuracy of the final model on the whole test set.
 
 Fast: data lives on the device, augmentation is vectorised, random numbers come from device
 generators, and nothing inside the pass loop reads a device value back to the host.
@@ -24,6 +27,7 @@ from torch import Tensor, nn
 
 from . import dsa
 from .convnet import seeded_model
+from .recipe import Recipe
 
 PRECISIONS = ("fp32", "bf16")
 # Below this many image-steps a CPU run is faster eager than compile time + compiled steps.
@@ -32,14 +36,12 @@ COMPILE_MIN_IMAGE_STEPS = 200_000
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 1000
-    batch_size: int = 256
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    augment: bool = True
+    """One run's settings: the protocol's recipe, epochs and precision (no defaults: they decide
+    the score), and how to run it, which must not change the result beyond float noise."""
+    recipe: Recipe
+    epochs: int
+    precision: str
     device: str = "cpu"
-    precision: str = "fp32"
     compile: bool | None = None  # None: compile where it pays (CUDA, or long CPU runs)
     compile_mode: str | None = None  # torch.compile mode; "reduce-overhead" uses CUDA graphs
     channels_last: bool | None = None  # None: on when compiling or on CUDA
@@ -47,8 +49,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
 
@@ -64,11 +64,27 @@ class TrainConfig:
 
 
 def learning_rate(pass_index: int, cfg: TrainConfig) -> float:
-    return cfg.lr if pass_index <= cfg.decay_pass else cfg.lr * 0.1
+    lr = cfg.recipe.lr
+    return lr if pass_index <= cfg.decay_pass else lr * cfg.recipe.decay_factor
 
 
 def make_optimizer(model: nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.SGD:
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.recipe.momentum,
+                           weight_decay=cfg.recipe.weight_decay)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one evaluation trains on and is tested on."""
+    images: Tensor  # normalised float N x 3 x H x W
+    labels: Tensor  # int64 N
+    test_images: Tensor  # normalised float
+    test_labels: Tensor
+    num_classes: int
+
+    @property
+    def resolution(self) -> int:
+        return self.images.shape[-1]
 
 
 @dataclass(frozen=True)
@@ -132,36 +148,28 @@ def _generators(device: str, seed: int) -> tuple[torch.Generator, torch.Generato
     return host, data
 
 
-def train_and_test(
-    images: Tensor,
-    labels: Tensor,
-    test_images: Tensor,
-    test_labels: Tensor,
-    num_classes: int,
-    cfg: TrainConfig,
-    seed: int,
-    on_pass: Callable[[int, int], None] | None = None,
-) -> RunResult:
-    """One seeded run. images/test_images: normalised float N x 3 x H x W; labels: int64."""
+def train_and_test(task: Task, cfg: TrainConfig, seed: int,
+                   on_pass: Callable[[int, int], None] | None = None) -> RunResult:
+    """One seeded run: train on task.images from the seed's initialisation, test the final model."""
     start = time.perf_counter()
-    resolution = images.shape[-1]
-    compiled = should_compile(cfg, images.shape[0])
+    num_classes, resolution = task.num_classes, task.resolution
+    compiled = should_compile(cfg, task.images.shape[0])
     net = _Network.get(num_classes, resolution, cfg, compiled)
     model = net.reset(num_classes, resolution, seed)
-    x = images.to(cfg.device, torch.float32).contiguous(memory_format=net.memory_format)
-    y = labels.to(cfg.device, torch.int64)
+    x = task.images.to(cfg.device, torch.float32).contiguous(memory_format=net.memory_format)
+    y = task.labels.to(cfg.device, torch.int64)
     host_gen, dev_gen = _generators(cfg.device, seed)
     autocast = torch.autocast(device_type=torch.device(cfg.device).type, dtype=torch.bfloat16,
                               enabled=cfg.precision == "bf16")
     optimizer = make_optimizer(model, learning_rate(0, cfg), cfg)
-    n = x.shape[0]
+    n, batch, aug = x.shape[0], cfg.recipe.batch_size, cfg.recipe.augmentation
     for p in range(cfg.passes):
         order = torch.randperm(n, generator=dev_gen, device=cfg.device)
-        for lo in range(0, n, cfg.batch_size):
-            idx = order[lo : lo + cfg.batch_size]
+        for lo in range(0, n, batch):
+            idx = order[lo : lo + batch]
             xb, yb = x[idx], y[idx]
-            if cfg.augment:
-                xb = dsa.augment(xb, dsa.choose_op(host_gen), dev_gen)
+            if aug is not None:
+                xb = dsa.augment(xb, dsa.choose_op(aug, host_gen), aug, dev_gen)
             with autocast:
                 loss = F.cross_entropy(net.forward(xb), yb)
             optimizer.zero_grad(set_to_none=True)
@@ -172,27 +180,29 @@ def train_and_test(
             optimizer = make_optimizer(model, learning_rate(p + 1, cfg), cfg)
         if on_pass is not None:
             on_pass(p + 1, cfg.passes)
-    accuracy, per_class = test(model, test_images, test_labels, num_classes, cfg, net.memory_format)
+    accuracy, per_class = test(model, task, cfg, net.memory_format)
     return RunResult(seed=seed, accuracy=accuracy, per_class=per_class,
                      seconds=time.perf_counter() - start, passes=cfg.passes)
 
 
+TEST_BATCH = 1024  # only memory depends on it
+
+
 @torch.no_grad()
-def test(model: nn.Module, images: Tensor, labels: Tensor, num_classes: int, cfg: TrainConfig,
-         memory_format: torch.memory_format = torch.contiguous_format,
-         batch_size: int = 1024) -> tuple[float, tuple[float, ...]]:
-    """Accuracy (percent) of the model in eval mode on the whole set, and per class."""
+def test(model: nn.Module, task: Task, cfg: TrainConfig,
+         memory_format: torch.memory_format = torch.contiguous_format) -> tuple[float, tuple[float, ...]]:
+    """Accuracy (percent) of the model in eval mode on the whole test set, and per class."""
     model.eval()
-    y = labels.to(cfg.device, torch.int64)
+    y = task.test_labels.to(cfg.device, torch.int64)
     correct = torch.zeros(y.shape[0], device=cfg.device)
     autocast = torch.autocast(device_type=torch.device(cfg.device).type, dtype=torch.bfloat16,
                               enabled=cfg.precision == "bf16")
-    for lo in range(0, y.shape[0], batch_size):
-        xb = images[lo : lo + batch_size].to(cfg.device, torch.float32).contiguous(memory_format=memory_format)
+    for lo in range(0, y.shape[0], TEST_BATCH):
+        xb = task.test_images[lo : lo + TEST_BATCH].to(cfg.device, torch.float32)
         with autocast:
-            pred = model(xb).argmax(dim=1)
-        correct[lo : lo + batch_size] = (pred == y[lo : lo + batch_size]).float()
-    hits = torch.bincount(y, weights=correct, minlength=num_classes)
-    counts = torch.bincount(y, minlength=num_classes).clamp(min=1)
+            pred = model(xb.contiguous(memory_format=memory_format)).argmax(dim=1)
+        correct[lo : lo + TEST_BATCH] = (pred == y[lo : lo + TEST_BATCH]).float()
+    hits = torch.bincount(y, weights=correct, minlength=task.num_classes)
+    counts = torch.bincount(y, minlength=task.num_classes).clamp(min=1)
     per_class = (100.0 * hits.double() / counts).tolist()  # the one host sync of the run
     return 100.0 * float(hits.sum().double()) / y.shape[0], tuple(per_class)

@@ -21,8 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _official_style import make_pass as official_pass  # noqa: E402
+from benchmark.protocol import load_protocol  # noqa: E402
 from evaluator.convnet import conv_flops_per_image  # noqa: E402
-from evaluator.train import TrainConfig, train_and_test  # noqa: E402
+from evaluator.train import Task, TrainConfig, train_and_test  # noqa: E402
 
 SHAPES = {"cifar100": (100, 32), "tinyimagenet": (200, 64)}
 IPC = 10
@@ -68,11 +69,11 @@ def ours(n_classes: int, res: int, device: str, precision: str, compile_: bool, 
     n = IPC * n_classes
     x = torch.randn(n, 3, res, res)
     y = torch.arange(n_classes).repeat_interleave(IPC)
-    tx, ty = x[:8], y[:8]
-    base = dict(device=device, precision=precision, compile=compile_, compile_mode=mode)
-    train_and_test(x, y, tx, ty, n_classes, TrainConfig(epochs=warmup - 1, **base), seed=0)  # compile + warm
+    task = Task(x, y, x[:8], y[:8], n_classes)
+    base = dict(recipe=load_protocol().recipe, device=device, precision=precision, compile=compile_, compile_mode=mode)
+    train_and_test(task, TrainConfig(epochs=warmup - 1, **base), seed=0)  # compile + warm
     start = time.perf_counter()
-    train_and_test(x, y, tx, ty, n_classes, TrainConfig(epochs=passes - 1, **base), seed=1)
+    train_and_test(task, TrainConfig(epochs=passes - 1, **base), seed=1)
     return n * passes / (time.perf_counter() - start)
 
 

@@ -162,3 +162,13 @@ def add_generator(root: Path, team: str, body: str, args: list[str] | None = Non
     (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
     (folder / "generate.py").write_text(GEN_PRELUDE + "\nargs = parse_args(extra=extra)\n" + body)
     return folder
+
+
+def train_config(epochs: int, **kw):
+    """A TrainConfig with the released protocol's recipe and precision (tests override what they study)."""
+    from benchmark.protocol import load_protocol
+    from evaluator.train import TrainConfig
+
+    p = load_protocol()
+    kw.setdefault("precision", p.precision)
+    return TrainConfig(recipe=kw.pop("recipe", p.recipe), epochs=epochs, **kw)

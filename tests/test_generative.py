@@ -4,7 +4,9 @@ import pytest
 from benchmark.cli import main
 from conftest import add_generator, read_results
 
-QUICK = ["--epochs", "2", "--runs", "1", "--device", "cpu"]
+pytestmark = pytest.mark.slow  # real processes: in `make test`, not `make test-fast`
+
+QUICK = ["--preset", "quick", "--device", "cpu"]
 
 
 def submit(project, team, *extra):
@@ -30,7 +32,7 @@ def test_epochs_follow_the_ipc_epoch_table(project):
     add_generator(project, "gen", "write_valid_shard(args, per_class=50)\n")
     assert main(["submit", "gen", "--root", str(project), "--runs", "1", "--device", "cpu", "--budget", "30"]) == 0
     row = read_results(project)[0]
-    assert (row["ipc"], row["epochs"], row["standard"], row["nonstandard"]) == ("50", "200", "false", "budget=30s")
+    assert (row["ipc"], row["epochs"], row["standard"], row["nonstandard"]) == ("50", "200", "false", "runs=1 budget=30s")
 
 
 def test_sleeper_is_killed_at_the_deadline_and_scored_on_finished_shards(project, capsys):
@@ -97,7 +99,7 @@ def test_no_sandbox_is_an_explicit_recorded_opt_in(project):
     add_generator(project, "gen", "write_valid_shard(args)\n")
     assert submit(project, "gen", "--no-sandbox") == 0
     row = read_results(project)[0]
-    assert (row["sandbox"], row["standard"], row["nonstandard"]) == ("none", "false", "epochs=2 no-sandbox")
+    assert (row["sandbox"], row["standard"], row["nonstandard"]) == ("none", "false", "preset=quick runs=1 epochs=2 no-sandbox")
 
 
 def test_missing_bwrap_is_a_one_line_error_with_the_install_command(project, capsys, monkeypatch):

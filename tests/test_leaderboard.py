@@ -1,16 +1,27 @@
-"""LEADERBOARD.md from results.csv: ranking, overall, sections; the CSV writer's guarantees."""
+"""LEADERBOARD.md from results.csv: what is ranked, how honestly, and the CSV's guarantees."""
 import pytest
 
 from benchmark import leaderboard, results
+from benchmark.protocol import current_version
+from benchmark.results import Result, Status
+
+CURRENT = str(current_version())
 
 
-def row(team, dataset, acc, track="fixed-ipc", status="ok", standard=True, **extra):
+def row(team, dataset, acc, track="fixed-ipc", status=Status.OK, standard=True, runs=(0.5, 0.0, -0.5), **extra):
+    """A result whose runs are acc + the offsets (sample std 0.5 by default)."""
     base = dict(team=team, method=f"{team} method", track=track, dataset=dataset, status=status, ipc=10, epochs=1000,
-                runs=3, acc_mean=acc, acc_std=0.5, acc_runs=[acc] * 3, seeds=[0, 1, 2], class_spread=4.0,
-                standard=standard, device="GPU X", submission_sha256="s", protocol_key=f"{team}{dataset}{acc}")
-    if status != "ok":
-        base.update(acc_mean=None, acc_std=None, acc_runs=None, seeds=None, class_spread=None, error="bad thing | here")
-    return {**base, **extra}
+                runs=len(runs), seeds=tuple(range(len(runs))), standard=standard, device="GPU X", precision="fp32",
+                submission_sha256=f"sha-{team}", protocol_version=CURRENT, protocol_key=f"{team}{dataset}{acc}")
+    if status is Status.OK:
+        accs = tuple(acc + d for d in runs)
+        from evaluator.stats import Estimate, sample_std
+
+        base.update(acc_mean=acc, acc_std=sample_std(accs), acc_ci95=Estimate.of(accs).ci95, acc_runs=accs,
+                    class_spread=4.0)
+    else:
+        base.update(error="bad thing | here")
+    return Result(**{**base, **extra})
 
 
 @pytest.fixture
@@ -22,7 +33,7 @@ def root(tmp_path):
 def write(root, *rows):
     with results.locked(root):
         for r in rows:
-            results.append_row(root, r)
+            results.append_result(root, r)
         leaderboard.write(root)
     return (root / "leaderboard" / "LEADERBOARD.md").read_text()
 
@@ -31,50 +42,79 @@ def section(board, title):
     return board.split(f"## {title}")[1].split("\n## ")[0]
 
 
-def test_ranked_by_overall_over_the_challenge_datasets(root):
+def ranked_teams(text):
+    return [line.split(" | ")[1] for line in text.splitlines() if line.startswith("| ") and not line.startswith("| #")]
+
+
+def test_ranked_by_overall_with_run_count_precision_std_and_ci(root):
     board = write(root,
                   row("a", "cifar100", 40.0), row("a", "tinyimagenet", 10.0),  # overall 25
                   row("b", "cifar100", 30.0), row("b", "tinyimagenet", 30.0),  # overall 30
                   row("c", "cifar100", 90.0))  # no overall: ranked after those with one
     t1 = section(board, "Track 1: fixed IPC")
-    lines = [line for line in t1.splitlines() if line.startswith("| ") and not line.startswith("| #")]
-    assert [line.split(" | ")[1] for line in lines] == ["b", "a", "c"]
-    assert "| 1 | b | b method | 30.00 ± 0.50 | 30.00 ± 0.50 | 30.00 |" in t1
+    assert ranked_teams(t1) == ["b", "a", "c"]
+    # sample std 0.5 over 3 runs: 95 % CI half-width t(0.975, 2) * 0.5 / sqrt(3) = 1.24
+    assert "| 1 | b | b method | 30.00 ± 0.50 (28.76–31.24) | 30.00 ± 0.50 (28.76–31.24) | 30.00 (29." in t1
+    assert "| 3 | 1000 | " not in t1 and "| 3 | fp32 | 10 | 1000 |" in t1
     assert "[cifar100](grids/a-cifar100.png) [tinyimagenet](grids/a-tinyimagenet.png)" in t1
-    assert "| 3 | c | c method | 90.00 ± 0.50 | — | — |" in t1
+    assert "| 3 | c | c method | 90.00 ± 0.50 (88.76–91.24) | — | — |" in t1
+    assert "sample std" in t1 and "95 % confidence" in t1
 
 
-def test_latest_standard_row_counts_and_others_go_to_their_sections(root):
+def test_neighbours_within_noise_are_marked_tied(root):
+    wide = (3.0, 0.0, -3.0)
+    board = write(root, row("a", "digits", 80.0), row("b", "digits", 79.5, runs=wide), row("c", "digits", 60.0),
+                  row("d", "digits", 59.9))
+    t1 = section(board, "Track 1: fixed IPC")
+    ranks = [line.split(" | ")[0][2:] for line in t1.splitlines() if line.startswith("| ") and not line.startswith("| #")]
+    assert ranks == ["1", "1=", "3", "3="]
+    assert "Welch" in t1
+
+
+def test_only_standard_rows_of_the_current_protocol_rank_and_never_displace(root):
     board = write(root,
-                  row("a", "digits", 50.0), row("a", "digits", 60.0),
-                  row("a", "digits", 99.0, standard=False, nonstandard="epochs=5", epochs=5),
-                  row("x", "digits", None, status="invalid"),
+                  row("a", "digits", 60.0),
+                  row("a", "digits", 99.0, standard=False, nonstandard="runs=1", runs=(0.0,)),
+                  row("a", "digits", 98.0, standard=False, nonstandard="precision=bf16"),
+                  row("o", "digits", 97.0, protocol_version="1"),
+                  row("x", "digits", None, status=Status.INVALID),
                   row("r", "digits", 80.0, track="reference", ipc=124, epochs=81),
                   row("g", "digits", 70.0, track="generative", ipc=37, epochs=270, gen_seconds=55.2))
     t1 = section(board, "Track 1: fixed IPC")
-    assert "60.00 ± 0.50" in t1 and "50.00" not in t1 and "99.00" not in t1
-    assert "| fixed-ipc | a | digits | 99.00 ± 0.50 | 10 | 5 | — | epochs=5 |" in section(board, "Non-standard runs")
+    assert ranked_teams(t1) == ["a"] and "60.00 ± 0.50" in t1 and "99.00" not in t1 and "97.00" not in t1
+    apart = section(board, "Non-standard runs")
+    assert "| fixed-ipc | a | digits | 99.00 ± 0.00 | 1 | 10 | 1000 | — | runs=1 |" in apart
+    assert "precision=bf16" in apart and "| o | digits | 97.00" in apart and "protocol=1" in apart
     assert "| x | digits | invalid | bad thing \\| here |" in section(board, "Rejected or failed")
-    assert "| r | 80.00 ± 0.50 | 124 | 81 |" in section(board, "Reference rows")
+    assert "| r | 80.00 ± 0.50 (78.76–81.24) | 3 | 124 | 81 |" in section(board, "Reference rows")
     t2 = section(board, "Track 2: generative")
-    assert "| 1 | g | g method | 70.00 ± 0.50 | 37 | 270 | 55 s |" in t2
-    assert "Zhou_chuhao | 40.61 | 18.31 | 29.45" in section(board, "Published ECCV 2024")
+    assert "| 1 | g | g method | 70.00 ± 0.50 (68.76–71.24) | 3 | fp32 | 37 | 270 | 55 s |" in t2
+    assert "Zhou\\_chuhao | 40.61 | 18.31 | 29.45" in section(board, "Published ECCV 2024")
+
+
+def test_a_team_is_ranked_by_its_current_files_not_its_latest_row(root):
+    rows = [row("a", "digits", 60.0, submission_sha256="old"), row("a", "digits", 70.0, submission_sha256="new"),
+            row("a", "digits", 50.0, submission_sha256="old"), row("b", "digits", 40.0, submission_sha256="b1")]
+    t1 = section(leaderboard.to_markdown(leaderboard.build_tables(rows, {"a": "new", "b": "b2"})), "Track 1: fixed IPC")
+    assert ranked_teams(t1) == ["a"] and "70.00" in t1
+    assert "Not ranked until evaluated again" in t1 and "b" in t1.split("evaluated again")[1]
+    # without the submission folders (e.g. a copied results.csv), the latest standard row counts
+    t1 = section(leaderboard.to_markdown(leaderboard.build_tables(rows, {})), "Track 1: fixed IPC")
+    assert "50.00" in t1
 
 
 def test_a_later_success_clears_the_rejection(root):
-    board = write(root, row("x", "digits", None, status="failed"), row("x", "digits", 55.0))
+    board = write(root, row("x", "digits", None, status=Status.FAILED), row("x", "digits", 55.0))
     assert "Rejected or failed" not in board
 
 
-def test_rows_are_single_line_and_status_checked(root):
+def test_rows_round_trip_typed_and_single_line(root):
     with results.locked(root):
-        results.append_row(root, row("a", "digits", 1.0, method="two\nlines"))
-        with pytest.raises(ValueError, match="status"):
-            results.append_row(root, row("a", "digits", 1.0, status="great"))
-        with pytest.raises(ValueError, match="unknown result columns"):
-            results.append_row(root, {**row("a", "digits", 1.0), "bogus": 1})
-    rows = results.read_rows(root)
-    assert len(rows) == 1 and rows[0]["method"] == "two lines" and rows[0]["acc_runs"] == "[1.0, 1.0, 1.0]"
+        results.append_result(root, row("a", "digits", 1.0, method="two\nlines\x1b[31m"))
+    [back] = results.read_results(root)
+    assert back.method == "two lines" and back.acc_runs == (1.5, 1.0, 0.5) and back.seeds == (0, 1, 2)
+    assert back.status is Status.OK and back.standard is True and back.acc_mean == 1.0 and back.runs == 3
+    assert back.acc_ci95 == pytest.approx(1.242, abs=1e-3) and back.gen_seconds is None
     assert (root / "leaderboard" / "results.csv").read_text().count("\n") == 2
 
 

@@ -1,4 +1,5 @@
 """What a hostile generator cannot do from inside the bubblewrap sandbox."""
+import dataclasses
 import json
 import shutil
 import threading
@@ -7,20 +8,26 @@ import pytest
 
 from benchmark import generation
 from benchmark.cli import main
-from benchmark.sandbox import Limits
+from benchmark.protocol import load_protocol
 from benchmark.submission import parse_spec
 from conftest import ROOT, add_generator, add_team, read_results
 from evaluator.data import load_dataset
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
 
 
-def run(project, folder, budget=30, limits=Limits()):
+def changed_limits(**changes):
+    """The released protocol's sandbox limits, with some changed."""
+    return dataclasses.replace(load_protocol().sandbox_limits, **changes)
+
+
+def run(project, folder, budget=30, limits=None):
+    limits = limits or load_protocol().sandbox_limits
     ds = load_dataset("digits", project / "datasets")
     work = project / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    gen = generation.generate(parse_spec(folder), ds, "cpu", 0, budget, work, limits)
+    gen = generation.generate(parse_spec(folder), ds, generation.Settings("cpu", 0, budget, limits), work)
     report = {}
     for line in gen.log_tail.split(" | "):
         if line.startswith("REPORT "):
@@ -128,7 +135,7 @@ else:
 print("REPORT " + json.dumps({"children": children, "failure": failure}), flush=True)
 os.killpg(0, 9)
 """
-    gen, report = run(project, add_generator(project, "bomb", body), budget=60, limits=Limits(max_processes=64))
+    gen, report = run(project, add_generator(project, "bomb", body), budget=60, limits=changed_limits(max_processes=64))
     assert report["failure"] in ("BlockingIOError", "OSError") and report["children"] < 64, report
 
 
@@ -145,17 +152,17 @@ except OSError as exc:
     raise
 """
     cap = 32 << 20
-    gen, report = run(project, add_generator(project, "filler", body), limits=Limits(max_output_bytes=cap))
+    gen, report = run(project, add_generator(project, "filler", body), limits=changed_limits(max_output_bytes=cap))
     assert gen.crashed and report["written"] <= cap, report
     assert generation._output_bytes(project / "work") <= cap
 
 
 def test_hostile_generators_leave_the_leaderboard_intact(project):
     add_team(project, "good")
-    assert main(["submit", "good", "--root", str(project), "--epochs", "2", "--runs", "1"]) == 0
+    assert main(["submit", "good", "--root", str(project), "--preset", "quick"]) == 0
     before = (project / "leaderboard" / "results.csv").read_text()
     add_generator(project, "bomb", "while True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n")
-    assert main(["submit", "bomb", "--root", str(project), "--epochs", "2", "--runs", "1", "--budget", "6"]) == 1
+    assert main(["submit", "bomb", "--root", str(project), "--preset", "quick", "--budget", "6"]) == 1
     rows = read_results(project)
     assert (project / "leaderboard" / "results.csv").read_text().startswith(before)
     assert [r["status"] for r in rows] == ["ok", "timeout"]

@@ -14,7 +14,7 @@ from benchmark.submission import parse_spec
 from conftest import ROOT, read_results
 from evaluator.data import load_dataset
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
 SHIPPED = ROOT / "submissions"
 
 
@@ -33,7 +33,7 @@ def run_generator(project, folder, args=None, budget=60):
     ds = load_dataset("digits", project / "datasets")
     work = project / "work"
     work.mkdir()
-    gen = generation.generate(sub, ds, "cpu", 0, budget, work, load_protocol().sandbox_limits)
+    gen = generation.generate(sub, ds, generation.Settings("cpu", 0, budget, load_protocol().sandbox_limits), work)
     assert gen.returncode == 0 and gen.shards, gen.log_tail
     return gen, generation.collect(gen.shards, ds, load_protocol().max_ipc)
 
@@ -75,7 +75,7 @@ def test_t2i_template_loads_a_pipeline_folder_where_sdxl_turbo_goes(project):
     (folder / "submission.yaml").write_text(
         "team: t2i\nmethod: tiny random pipeline\ntrack: generative\ndatasets: [digits]\n"
         "args: [--weights, weights/sdxl-turbo, --ipc, '6', --augment, '3']\n")
-    assert main(["submit", "t2i", "--root", str(project), "--epochs", "2", "--runs", "1"]) == 0
+    assert main(["submit", "t2i", "--root", str(project), "--preset", "quick"]) == 0
     row = read_results(project)[0]
     assert (row["status"], row["ipc"], row["images_generated"]) == ("ok", "6", "60")
 

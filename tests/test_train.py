@@ -7,26 +7,28 @@ import torch
 from evaluator import train as tr
 from evaluator.data import load_dataset
 from evaluator.evaluate import evaluate
-from evaluator.train import TrainConfig, learning_rate, train_and_test
+from evaluator.train import Task, TrainConfig, learning_rate, train_and_test
+
+from conftest import train_config
 
 
 def test_pass_count_and_decay_pass_follow_the_official_loop():
-    cfg = TrainConfig(epochs=1000)
+    cfg = train_config(1000)
     assert cfg.passes == 1001 and cfg.decay_pass == 501
-    assert TrainConfig(epochs=20).decay_pass == 11 and TrainConfig(epochs=20).passes == 21
+    assert train_config(20).decay_pass == 11 and train_config(20).passes == 21
 
 
 def test_learning_rate_drops_tenfold_after_the_decay_pass():
-    cfg = TrainConfig(epochs=1000)
+    cfg = train_config(1000)
     assert [learning_rate(p, cfg) for p in (0, 250, 501)] == [0.01] * 3
     assert learning_rate(502, cfg) == pytest.approx(0.001) and learning_rate(1000, cfg) == pytest.approx(0.001)
 
 
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="precision"):
-        TrainConfig(precision="fp8")
+        train_config(1, precision="fp8")
     with pytest.raises(ValueError, match="epochs"):
-        TrainConfig(epochs=-1)
+        train_config(-1)
 
 
 def toy(n=300, classes=5, res=8, seed=0):
@@ -36,7 +38,7 @@ def toy(n=300, classes=5, res=8, seed=0):
 
 def test_loop_runs_e_plus_one_passes_keeps_last_partial_batch_and_resets_momentum(monkeypatch):
     x, y = toy()
-    cfg = TrainConfig(epochs=4, compile=False)
+    cfg = train_config(4, compile=False)
     created, batch_sizes, passes = [], [], []
     real = tr.make_optimizer
 
@@ -49,7 +51,7 @@ def test_loop_runs_e_plus_one_passes_keeps_last_partial_batch_and_resets_momentu
     net = tr._Network.get(5, 8, cfg, compiled=False)
     hook = net.module.register_forward_pre_hook(lambda m, inp: batch_sizes.append(inp[0].shape[0]))
     try:
-        result = train_and_test(x, y, x, y, 5, cfg, seed=0, on_pass=lambda p, total: passes.append((p, total)))
+        result = train_and_test(Task(x, y, x, y, 5), cfg, seed=0, on_pass=lambda p, total: passes.append((p, total)))
     finally:
         hook.remove()
     assert passes == [(p, 5) for p in range(1, 6)] and result.passes == 5
@@ -65,17 +67,18 @@ def test_loop_runs_e_plus_one_passes_keeps_last_partial_batch_and_resets_momentu
 
 def test_same_seed_same_result_different_seed_different():
     x, y = toy()
-    cfg = TrainConfig(epochs=3, compile=False)
-    a = train_and_test(x, y, x, y, 5, cfg, seed=7)
-    b = train_and_test(x, y, x, y, 5, cfg, seed=7)
-    c = train_and_test(x, y, x, y, 5, cfg, seed=8)
+    cfg = train_config(3, compile=False)
+    task = Task(x, y, x, y, 5)
+    a = train_and_test(task, cfg, seed=7)
+    b = train_and_test(task, cfg, seed=7)
+    c = train_and_test(task, cfg, seed=8)
     assert a.accuracy == b.accuracy and a.per_class == b.per_class
     assert (a.accuracy, a.per_class) != (c.accuracy, c.per_class)
 
 
 def test_per_class_accuracy_is_reported_in_class_order():
     x, y = toy(n=100, classes=4)
-    r = train_and_test(x, y, x, y, 4, TrainConfig(epochs=1, compile=False), seed=0)
+    r = train_and_test(Task(x, y, x, y, 4), train_config(1, compile=False), seed=0)
     assert len(r.per_class) == 4 and all(0 <= a <= 100 for a in r.per_class)
     assert r.accuracy == pytest.approx(sum(r.per_class) / 4)  # balanced test set
     assert r.seconds > 0
@@ -92,35 +95,51 @@ def digits_ipc(ipc=10, seed=0):
 def test_short_training_on_digits_is_far_above_chance_and_resumable():
     ds, x, y = digits_ipc()
     tx, ty = ds.normalize(ds.test_images), ds.test_labels
-    cfg = TrainConfig(epochs=60, compile=False)
+    cfg = train_config(60, compile=False)
     finished = []
-    ev = evaluate(x, y, tx, ty, 10, cfg, runs=2, seed=0, on_run=finished.append)
+    task = Task(x, y, tx, ty, 10)
+    ev = evaluate(task, cfg, [0, 1], on_run=finished.append)
     assert ev.mean > 60, ev.accuracies  # chance is 10 %
     assert [r.seed for r in ev.runs] == [0, 1] and len(finished) == 2
-    again = evaluate(x, y, tx, ty, 10, cfg, runs=2, seed=0, done={0: finished[0], 1: finished[1]},
+    again = evaluate(task, cfg, [0, 1], done={0: finished[0], 1: finished[1]},
                      on_run=lambda r: pytest.fail("a finished run was trained again"))
     assert again.accuracies == ev.accuracies
     assert ev.std >= 0 and 0 <= ev.class_spread <= 100
 
 
-def test_compiled_training_matches_protocol_and_learns():
+def test_compiled_training_really_compiles_and_learns():
+    from torch._dynamo.utils import counters
+
     ds, x, y = digits_ipc()
-    r = train_and_test(x, y, ds.normalize(ds.test_images), ds.test_labels, 10,
-                       TrainConfig(epochs=100, compile=True), seed=0)
+    task = Task(x, y, ds.normalize(ds.test_images), ds.test_labels, 10)
+    before = counters["stats"]["unique_graphs"]
+    r = train_and_test(task, train_config(100, compile=True), seed=0)
+    net = tr._Network.get(10, 8, train_config(100, compile=True), compiled=True)
+    assert type(net.forward).__name__ == "OptimizedModule"
+    assert counters["stats"]["unique_graphs"] > before  # dynamo captured the network's graph
     assert r.accuracy > 70 and r.passes == 101
 
 
-def test_bf16_precision_runs():
+@pytest.mark.parametrize("precision,dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_precision_decides_the_dtype_of_the_forward_pass(precision, dtype):
     x, y = toy(n=64)
-    r = train_and_test(x, y, x, y, 5, TrainConfig(epochs=1, precision="bf16", compile=False), seed=0)
-    assert 0 <= r.accuracy <= 100
+    cfg = train_config(1, precision=precision, compile=False)
+    seen = set()
+    net = tr._Network.get(5, 8, cfg, compiled=False)
+    hook = net.module.register_forward_hook(lambda m, inp, out: seen.add(out.dtype))
+    try:
+        r = train_and_test(Task(x, y, x, y, 5), cfg, seed=0)
+    finally:
+        hook.remove()
+    assert seen == {dtype} and 0 <= r.accuracy <= 100
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_run_is_seeded_and_learns():
     ds, x, y = digits_ipc()
-    cfg = TrainConfig(epochs=50, device="cuda")
-    a = train_and_test(x, y, ds.normalize(ds.test_images), ds.test_labels, 10, cfg, seed=3)
-    b = train_and_test(x, y, ds.normalize(ds.test_images), ds.test_labels, 10, cfg, seed=3)
+    cfg = train_config(50, device="cuda")
+    task = Task(x, y, ds.normalize(ds.test_images), ds.test_labels, 10)
+    a = train_and_test(task, cfg, seed=3)
+    b = train_and_test(task, cfg, seed=3)
     assert a.accuracy > 60 and a.accuracy == b.accuracy

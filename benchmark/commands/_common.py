@@ -1,4 +1,8 @@
-"""Options shared by several subcommands, and their conversion into one Options object."""
+"""Options shared by several subcommands, and their conversion into one Options object.
+
+Defaults and --help come from the protocol file: the command line only says how to depart
+from it, and every departure makes a result non-standard (named in its row).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +10,8 @@ from pathlib import Path
 
 from evaluator.train import PRECISIONS
 
-from ..options import Options, find_root, resolve_device
+from ..options import Options, Overrides, find_root, resolve_device
+from ..protocol import Protocol, load_protocol, load_protocol_file
 
 
 def add_root(parser: argparse.ArgumentParser) -> None:
@@ -21,29 +26,43 @@ def project_root(args: argparse.Namespace) -> Path:
 
 def add_common(parser: argparse.ArgumentParser, submission: bool = True) -> None:
     """The protocol options; `submission` adds those that only concern submissions."""
+    p = load_protocol()
+    v = f"protocol {p.label}"
     add_root(parser)
-    g = parser.add_argument_group("protocol options")
-    g.add_argument("--runs", type=int, default=3, metavar="N", help="independent training runs (default 3)")
-    g.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first run; run i uses S+i (default 0)")
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    g = parser.add_argument_group("protocol overrides (each makes the result non-standard: shown apart, not ranked)")
+    g.add_argument("--runs", type=int, default=None, metavar="N", help=f"independent training runs ({v}: {p.runs})")
+    g.add_argument("--seed", type=int, default=None, metavar="S",
+                   help=f"seed of the first run; run i uses S+i ({v}: {p.seeds[0]})")
     g.add_argument("--epochs", type=int, default=None, metavar="N",
-                   help="override the training epochs (quick, non-standard: the row is not ranked)")
-    g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="training precision (default fp32)")
-    g.add_argument("--compile", dest="compile", action="store_true", default=None,
-                   help="torch.compile the network (default: where it pays)")
-    g.add_argument("--no-compile", dest="compile", action="store_false")
+                   help=f"training epochs ({v}: {p.fixed_epochs} for fixed IPC, the IPC-epoch table for generators)")
+    g.add_argument("--precision", choices=PRECISIONS, default=None, help=f"training precision ({v}: {p.precision})")
+    presets = "; ".join(f"{name}: " + ", ".join(f"{k}={val}" for k, val in vars(pre).items() if val is not None)
+                        for name, pre in p.presets.items())
+    g.add_argument("--preset", choices=sorted(p.presets), default=None,
+                   help=f"a named set of overrides from the protocol file ({presets})")
+    g.add_argument("--protocol", type=Path, default=None, metavar="FILE",
+                   help="a protocol file of your own instead of the released one")
     if submission:
         g.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                       help="override the generation budget (non-standard: the row is not ranked)")
-        g.add_argument("--force", action="store_true", help="re-evaluate although an identical result exists")
+                       help=f"generation budget ({v}: " + ", ".join(f"{d} {b:g} s" for d, b in p.budgets.items()) + ")")
         g.add_argument("--no-sandbox", dest="sandbox", action="store_false",
-                       help="run generators without bubblewrap (trusted local runs only; recorded, not ranked)")
+                       help="run generators without bubblewrap (trusted local runs only)")
+    r = parser.add_argument_group("how to run (not a deviation: recorded, must not change results beyond noise)")
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    r.add_argument("--compile", dest="compile", action="store_true", default=None,
+                   help="torch.compile the network (default: where it pays)")
+    r.add_argument("--no-compile", dest="compile", action="store_false")
+    if submission:
+        r.add_argument("--force", action="store_true", help="re-evaluate although an identical result exists")
+
+
+def protocol_of(args: argparse.Namespace) -> Protocol:
+    return load_protocol_file(args.protocol) if args.protocol else load_protocol()
 
 
 def options(args: argparse.Namespace) -> Options:
-    return Options(
-        root=args.root.resolve() if args.root else None,
-        runs=args.runs, seed=args.seed, device=resolve_device(args.device), epochs=args.epochs,
-        budget=getattr(args, "budget", None), force=getattr(args, "force", False),
-        sandbox=getattr(args, "sandbox", True), precision=args.precision, compile=args.compile,
-    )
+    overrides = Overrides(runs=args.runs, seed=args.seed, precision=args.precision, epochs=args.epochs,
+                          budget=getattr(args, "budget", None), sandbox=getattr(args, "sandbox", True),
+                          preset=args.preset)
+    return Options(protocol=protocol_of(args), overrides=overrides, root=args.root.resolve() if args.root else None,
+                   device=resolve_device(args.device), force=getattr(args, "force", False), compile=args.compile)

@@ -4,16 +4,15 @@ from __future__ import annotations
 import argparse
 
 from ..baseline import baseline_full, baseline_random
-from ..protocol import load_protocol
-from .submit import exit_status
 from ._common import add_common, options
+from .submit import exit_status
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("baseline", help="reference rows: random IPC-10 real images, or the full training set",
                        description="random: a seeded random selection of real training images at the fixed-IPC "
-                                   "track's IPC (also written to submissions/random_ipc10/ with --seed 0); "
-                                   "full: the whole training set, epochs from the IPC-epoch rule.")
+                                   "track's IPC (also written to submissions/random_ipc10/ with the protocol's "
+                                   "first seed); full: the whole training set, epochs from the IPC-epoch rule.")
     p.add_argument("kind", choices=("random", "full"))
     p.add_argument("--dataset", action="append", required=True, metavar="D", help="dataset (repeatable)")
     add_common(p)
@@ -23,4 +22,4 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_baseline(args: argparse.Namespace) -> int:
     opts = options(args)
     fn = baseline_random if args.kind == "random" else baseline_full
-    return exit_status([fn(opts, load_protocol(), d) for d in args.dataset])
+    return exit_status([fn(opts, d) for d in args.dataset])

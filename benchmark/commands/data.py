@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from evaluator import data as ds
 
@@ -44,7 +45,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = Table(title="datasets")
     for col in ("name", "title", "classes", "px", "challenge", "train", "test"):
         table.add_column(col)
-    mark = {True: "[green]yes[/]", False: "[red]no[/]"}
+    mark = {True: Text("yes", style="green"), False: Text("no", style="red")}
     for name, i in ds.REGISTRY.items():
         st = ds.dataset_status(name, data_dir)
         table.add_row(name, i.title, str(i.num_classes), str(i.resolution), "yes" if i.challenge else "",
@@ -67,7 +68,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     i = ds.get_info(args.name)
     data_dir = _data_dir(args)
     st = ds.dataset_status(args.name, data_dir)
-    info(f"[bold]{i.name}[/]: {i.title}, {i.num_classes} classes, {i.resolution}x{i.resolution} px"
+    info(f"{i.name}: {i.title}, {i.num_classes} classes, {i.resolution}x{i.resolution} px"
          f"{', challenge dataset' if i.challenge else ''}")
     info(f"normalisation: mean {i.mean}, std {i.std}")
     if not (st["train"] or st["test"]):

@@ -1,7 +1,12 @@
-"""bench evaluate FILE (--dataset D | --test REFERENCE.pt): score one image tensor file."""
+"""bench evaluate FILE (--dataset D | --test REFERENCE.pt): score one image tensor file.
+
+The file is scored under the fixed-IPC track's protocol (epochs, runs, precision) whatever its
+IPC; the result is the same record a leaderboard row holds (`--json` prints it).
+"""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -9,16 +14,16 @@ from pathlib import Path
 from rich.table import Table
 
 from evaluator import data as ds
-from evaluator.evaluate import Evaluation, evaluate
+from evaluator.evaluate import evaluate
 from evaluator.files import load_image_set
-from evaluator.train import TrainConfig, should_compile
+from evaluator.train import Task, should_compile
 
-from ..options import Options, device_name
-from ..console import console, pass_progress
+from ..console import console, info, pass_progress
 from ..errors import UsageError
+from ..options import Options
+from ..results import Result, Status
+from ..scoring import describe
 from ._common import add_common, options
-
-FIXED_EPOCHS = 1000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,72 +37,64 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--dataset", help="test on this dataset's prepared test split")
     src.add_argument("--test", type=Path, metavar="REFERENCE.pt",
                      help="test on a challenge reference file (dict with images_val, labels_val)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--json", action="store_true", help="print the result record as one JSON object on stdout")
     add_common(parser, submission=False)
     parser.set_defaults(handler=cmd_evaluate)
 
 
 def _test_set(args: argparse.Namespace, opts: Options):
-    """(test images normalised, labels, classes, resolution, dataset info or None)."""
+    """(test images normalised, labels, classes, dataset info or None, dataset label)."""
     if args.test is None:
         d = ds.load_dataset(args.dataset, opts.data_dir)
-        return d.normalize(d.test_images), d.test_labels, d.info.num_classes, d.info.resolution, d.info
+        return d.normalize(d.test_images), d.test_labels, d.info.num_classes, d.info, args.dataset
     images, labels = ds.read_reference_test(args.test)
-    return images, labels, int(labels.max()) + 1, images.shape[-1], ds.match_reference(images, labels)
+    return images, labels, int(labels.max()) + 1, ds.match_reference(images, labels), f"reference:{args.test.name}"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     opts = options(args)
-    test_x, test_y, num_classes, resolution, info = _test_set(args, opts)
-    image_set = load_image_set(args.file, num_classes, resolution)
-    if image_set.is_uint8 and info is None:
+    test_x, test_y, num_classes, info_, label = _test_set(args, opts)
+    image_set = load_image_set(args.file, num_classes, test_x.shape[-1])
+    if image_set.is_uint8 and info_ is None:
         raise UsageError(f"{args.file}: uint8 images need the dataset's normalisation, and no known dataset has "
-                         f"{num_classes} classes at {resolution} px; save pre-normalised floats")
-    x = image_set.normalized(info.mean, info.std) if image_set.is_uint8 else image_set.images
-    cfg = opts.train_config(FIXED_EPOCHS)
+                         f"{num_classes} classes at {test_x.shape[-1]} px; save pre-normalised floats")
+    x = image_set.normalized(info_.mean, info_.std) if image_set.is_uint8 else image_set.images
+    epochs = opts.protocol.fixed_epochs
+    cfg = opts.train_config(epochs)
+    task = Task(x, image_set.labels, test_x, test_y, num_classes)
     started = time.perf_counter()
     with pass_progress(f"training {args.file.name}", opts.runs * cfg.passes, enabled=not args.json) as on_pass:
-        ev = evaluate(x, image_set.labels, test_x, test_y, num_classes, cfg, opts.runs, opts.seed, on_pass=on_pass)
-    seconds = time.perf_counter() - started
-    report = _report(args, opts, cfg, ev, len(image_set.labels), num_classes, seconds)
+        ev = evaluate(task, cfg, opts.seeds, on_pass=on_pass)
+    counts = image_set.class_counts(num_classes)
+    result = Result(**describe(opts, epochs, team="", method="", track="", dataset=label,
+                               submission_sha256=_file_sha256(args.file)),
+                    status=Status.OK, ipc=int(counts.min()), epochs=cfg.epochs, images=len(image_set.labels),
+                    acc_mean=ev.mean, acc_std=ev.std, acc_ci95=ev.ci95, acc_runs=tuple(ev.accuracies),
+                    acc_per_class=tuple(ev.per_class_mean), class_spread=ev.class_spread,
+                    compiled=should_compile(cfg, len(image_set.labels)), eval_seconds=time.perf_counter() - started)
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(result.with_text_cleaned().to_json()))
     else:
-        _print(report)
+        _print(args.file, result, ev)
     return 0
 
 
-def _report(args, opts: Options, cfg: TrainConfig, ev: Evaluation, n_images: int, num_classes: int, seconds: float) -> dict:
-    return {
-        "file": str(args.file),
-        "dataset": args.dataset,
-        "test": str(args.test) if args.test else None,
-        "images": n_images,
-        "classes": num_classes,
-        "acc_runs": [round(a, 4) for a in ev.accuracies],
-        "acc_mean": round(ev.mean, 4),
-        "acc_std": round(ev.std, 4),
-        "class_spread": round(ev.class_spread, 4),
-        "acc_per_class": [round(a, 2) for a in ev.per_class_mean],
-        "seeds": [r.seed for r in ev.runs],
-        "run_seconds": [round(r.seconds, 2) for r in ev.runs],
-        "epochs": ev.epochs,
-        "standard": opts.epochs is None,
-        "device": device_name(opts.device),
-        "precision": opts.precision,
-        "compiled": should_compile(cfg, n_images),
-        "seconds": round(seconds, 2),
-    }
-
-
-def _print(report: dict) -> None:
-    table = Table(title=f"{report['file']} on {report['dataset'] or report['test']}")
+def _print(file: Path, r: Result, ev) -> None:
+    table = Table(title=f"{file} on {r.dataset}")
     for col in ("run", "seed", "accuracy %", "seconds"):
         table.add_column(col, justify="right")
-    for i, (seed, acc, sec) in enumerate(zip(report["seeds"], report["acc_runs"], report["run_seconds"])):
-        table.add_row(str(i), str(seed), f"{acc:.2f}", f"{sec:.1f}")
+    for i, run in enumerate(ev.runs):
+        table.add_row(str(i), str(run.seed), f"{run.accuracy:.2f}", f"{run.seconds:.1f}")
     console.print(table)
-    note = "" if report["standard"] else " [yellow](non-standard epochs)[/]"
-    console.print(f"[bold]accuracy {report['acc_mean']:.2f} ± {report['acc_std']:.2f} %[/] over {len(report['seeds'])} "
-                  f"runs, {report['epochs']} epochs{note}; per-class spread {report['class_spread']:.1f}; "
-                  f"{report['device']}, {report['seconds']:.1f} s")
+    ci = f", 95 % CI ± {r.acc_ci95:.2f}" if r.acc_ci95 is not None else ""
+    note = "" if r.standard else f" (non-standard: {r.nonstandard})"
+    info(f"accuracy {r.acc_mean:.2f} ± {r.acc_std:.2f} % (sample std{ci}) over {r.runs} runs, {r.epochs} epochs"
+         f"{note}; per-class spread {r.class_spread:.1f}; {r.device}, {r.eval_seconds:.1f} s", style="bold")

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from .. import leaderboard, results
 from ..console import console, info
+from ..submission import current_hashes
 from ._common import add_root, project_root
 
 
@@ -20,16 +22,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     root = project_root(args)
     with results.locked(root):
         path = leaderboard.write(root)
-        tables = leaderboard.build_tables(results.read_rows(root))
+        tables = leaderboard.build_tables(results.read_results(root), current_hashes(root))
     for t in [*tables, leaderboard.published_table()]:
         if not t.rows:
-            info(f"[bold]{t.title}[/]: {t.note or 'empty'}")
+            info(f"{t.title}: {t.note or 'empty'}")
             continue
-        rich = RichTable(title=t.title, caption=t.note or None)
+        rich = RichTable(title=Text(t.title))
         for col in t.columns:
-            rich.add_column(col, overflow="fold")
+            rich.add_column(Text(col), overflow="fold")
         for row in t.rows:
-            rich.add_row(*row)
+            rich.add_row(*(Text(cell) for cell in row))  # plain text: never parsed as markup
         console.print(rich)
     info(f"wrote {path}")
     return 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..console import info
-from ..protocol import load_protocol
-from ..scoring import Outcome
+from ..scoring import SKIPPED, Outcome
 from ..submission import TRACKS
 from ..tracks import run_track, submit
 from ._common import add_common, options
@@ -33,20 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def exit_status(outcomes: list[Outcome]) -> int:
     failed = [o for o in outcomes if o.failed]
     if outcomes:
-        done = sum(o.status == "ok" for o in outcomes)
-        skipped = sum(o.status == "skipped" for o in outcomes)
+        done = sum(not o.failed and o.status != SKIPPED for o in outcomes)
+        skipped = sum(o.status == SKIPPED for o in outcomes)
         info(f"{done} evaluated, {skipped} skipped (already evaluated), {len(failed)} invalid or failed")
     return 1 if failed else 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    opts = options(args)
-    return exit_status(submit(opts, load_protocol(), args.team, args.dataset))
+    return exit_status(submit(options(args), args.team, args.dataset))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    opts = options(args)
-    outcomes = run_track(opts, load_protocol(), args.track, args.team, args.dataset)
+    outcomes = run_track(options(args), args.track, args.team, args.dataset)
     if not outcomes:
         info(f"no {args.track} submissions to evaluate")
     return exit_status(outcomes)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..console import console, error, info, warn
+from ..console import error, info, warn
 from ..errors import SubmissionError
 from ..protocol import load_protocol
 from ..submission import file_hashes, parse_spec, submission_folder
@@ -24,7 +24,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     root = project_root(args)
     folder = submission_folder(root, args.team)
     for name, digest in file_hashes(folder).items():
-        console.print(f"  sha256 {digest}  {name}", highlight=False)
+        info(f"  sha256 {digest}  {name}")
     try:
         sub = parse_spec(folder)
     except SubmissionError as exc:
@@ -40,7 +40,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for w in check.warnings:
             warn(w)
         if check.file is not None:
-            info(f"[green]ok[/] {check.dataset}: {check.file.name}, {check.images} images, IPC {check.ipc}")
+            info(f"ok {check.dataset}: {check.file.name}, {check.images} images, IPC {check.ipc}", style="green")
         else:
             info(f"{check.dataset}: generator checked when it runs (bench submit {sub.team})")
     return 0 if ok else 1

@@ -1,0 +1,65 @@
+"""Honest summaries of a few noisy runs: sample std, a 95 % confidence interval of the mean, and
+whether two scores differ beyond noise (Welch's t-test).
+
+With 3 runs per score, two entries 0.5 points apart are often indistinguishable; a leaderboard
+that ranks them anyway ranks noise. Student's t (not the normal) is used because n is tiny.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from scipy import stats
+
+LEVEL = 0.95
+
+
+def sample_std(values: Sequence[float]) -> float:
+    """Sample standard deviation (n - 1 in the denominator); 0 for a single value."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean, the variance of that mean, and its degrees of freedom."""
+    mean: float
+    var_mean: float
+    df: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Estimate":
+        n = len(values)
+        return cls(statistics.fmean(values), sample_std(values) ** 2 / n, n - 1)
+
+    @classmethod
+    def average(cls, parts: Iterable["Estimate"]) -> "Estimate":
+        """The mean of several independent estimates (e.g. the overall score over datasets);
+        degrees of freedom by Welch-Satterthwaite."""
+        parts = list(parts)
+        k = len(parts)
+        var = sum(p.var_mean for p in parts) / k**2
+        denom = sum((p.var_mean / k**2) ** 2 / p.df for p in parts if p.df > 0)
+        df = var**2 / denom if denom > 0 else min(p.df for p in parts)
+        return cls(statistics.fmean(p.mean for p in parts), var, df)
+
+    @property
+    def ci95(self) -> float | None:
+        """Half-width of the 95 % confidence interval of the mean; None without replicates."""
+        if self.df < 1:
+            return None
+        return float(stats.t.ppf(0.5 + LEVEL / 2, self.df)) * math.sqrt(self.var_mean)
+
+    def differs(self, other: "Estimate") -> bool:
+        """Welch's two-sided t-test at the 5 % level; without replicates nothing is shown to differ
+        unless the means do and neither has spread."""
+        var = self.var_mean + other.var_mean
+        if self.df < 1 or other.df < 1:
+            return False
+        if var == 0:
+            return self.mean != other.mean
+        denom = sum((v**2 / d) for v, d in ((self.var_mean, self.df), (other.var_mean, other.df)) if v > 0)
+        df = var**2 / denom
+        t = abs(self.mean - other.mean) / math.sqrt(var)
+        return bool(2 * stats.t.sf(t, df) < 1 - LEVEL)
