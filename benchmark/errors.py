@@ -1,4 +1,4 @@
-"""Errors the command line turns into exit statuses (DESIGN.md: 1 submission, 2 usage/config)."""
+"""Errors the command line turns into exit statuses (1: a submission is invalid or failed; 2: usage or configuration)."""
 
 
 class BenchError(Exception):

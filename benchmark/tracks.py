@@ -14,7 +14,7 @@ from .errors import SubmissionError, UsageError
 from .options import Options
 from .results import Status
 from .scoring import Job, Outcome, describe, previous_result, protocol_key, reject, score, standard_fields
-from .submission import Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
+from .submission import TRACKS, Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
 from .validate import check_fixed_ipc
 
 
@@ -27,7 +27,7 @@ def submit(opts: Options, team: str, datasets: list[str] | None = None) -> list[
     except SubmissionError as exc:
         fields = describe(opts, team=folder.name, method="", track="", dataset="", submission_sha256=sha)
         return [reject(opts, fields, Status.INVALID, str(exc))]
-    track = _generative if sub.track == "generative" else _fixed_ipc
+    track = RUNNERS[sub.track]
     return [track(opts, sub, sha, d) for d in _select(sub, datasets)]
 
 
@@ -98,6 +98,10 @@ def _generative(opts: Options, sub: Submission, sha: str, dataset: str) -> Outco
     job = Job(fields=fields, images=ds.normalize(images.images), labels=images.labels, preview=images.images,
               ipc=images.ipc, protocol_epochs=epochs, key_fields=key_fields)
     return score(opts, ds, job)
+
+
+RUNNERS = {"fixed-ipc": _fixed_ipc, "generative": _generative}  # one per name in submission.TRACKS
+assert tuple(RUNNERS) == TRACKS
 
 
 def run_track(opts: Options, track: str, teams: list[str] | None, datasets: list[str] | None) -> list[Outcome]:

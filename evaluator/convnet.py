@@ -1,4 +1,4 @@
-"""The challenge's evaluation network, ConvNetD3-W128 (PROTOCOL.md).
+"""The challenge's evaluation network, ConvNetD3-W128 (docs/PROTOCOL.md).
 
 Three blocks of Conv(3x3, 128) -> instance norm (GroupNorm with one group per channel)
 -> ReLU -> AvgPool(2), then one linear classifier. PyTorch default initialisation.

@@ -1,4 +1,4 @@
-"""Image sets in tensor files: fixed-IPC submissions and generator shards (DESIGN.md).
+"""Image sets in tensor files: fixed-IPC submissions and generator shards.
 
 Accepted layouts:
 - official: one tensor N x 3 x H x W (float, pre-normalised with the dataset statistics),

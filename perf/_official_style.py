@@ -1,6 +1,6 @@
 """The official scorer's training loop, in its shape, as the baseline of the throughput benchmark.
 
-Written from the description of the organisers' script (PROTOCOL.md and the issue): a DataLoader
+Written from the description of the organisers' script (docs/PROTOCOL.md): a DataLoader
 over the images, DSA whose scale/rotate matrices are built image by image in Python from host
 random numbers, and per-batch loss.item() and numpy accuracy (a host-device sync every batch).
 Not used for scoring.
