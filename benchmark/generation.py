@@ -1,10 +1,12 @@
-"""The generative track: run a generator against the clock, then turn its shards into an IPC.
+"""The generative track: run a generator in the sandbox against the clock.
 
 The clock starts when the process is spawned and covers interpreter start, imports, model
-loading, generation and saving. At the deadline the complete shards are frozen first (hard links
-the generator cannot reach), then the whole process tree is killed; shards completed later do
-not count. IPC = the smallest per-class count (extras dropped, first written kept, capped at the
-protocol's max_ipc); epochs come from the IPC-epoch table.
+loading, generation and saving. The main thread only waits for the process with the deadline as
+timeout, so nothing a generator does can delay the clock; the output cap is watched by another
+thread. At the deadline the whole process tree is killed, then the shards are read: a shard counts
+only if it was complete (renamed to shard-NNNNN.safetensors) before the deadline, which the
+kernel's change time of the file tells, and the generator is dead by then, so it cannot touch
+them any more. `shards.collect` turns them into an image set.
 """
 from __future__ import annotations
 
@@ -20,16 +22,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from evaluator.data import Dataset
-from evaluator.errors import ImageFileError
-from evaluator.files import check_image_set, read_tensor_file
 
 from . import genkit, sandbox
-from .errors import SubmissionError
+from .errors import SubmissionError, UsageError
 from .results import Status
-from .submission import Submission
+from .submission import Submission, unreadable_by_others
 
 POLL_SECONDS = 0.1
 TAIL_BYTES = 4096
@@ -48,12 +46,14 @@ class Settings:
 
 @dataclass(frozen=True)
 class Generation:
-    shards: tuple[Path, ...]  # complete shards, frozen, in index order
+    shards: tuple[Path, ...]  # complete before the deadline, in index order
     seconds: float
     timed_out: bool
     returncode: int | None
     log_tail: str
     output_exceeded: bool = False
+    memory_exceeded: bool = False
+    late_shards: int = 0  # completed after the deadline: not counted
 
     @property
     def crashed(self) -> bool:
@@ -61,6 +61,9 @@ class Generation:
 
     def problem(self, budget: float, limits: sandbox.Limits) -> tuple[Status, str] | None:
         """Why this generation cannot be scored (a status and a reason), or None."""
+        if self.memory_exceeded:
+            return Status.FAILED, (f"killed: the generator's processes used more than the memory cap of "
+                                   f"{limits.max_memory_bytes >> 20} MiB (RAM, /tmp and /dev/shm together)")
         if self.output_exceeded:
             return Status.FAILED, f"output folder exceeded the cap of {limits.max_output_bytes >> 20} MiB; stopped"
         if self.crashed:
@@ -126,37 +129,63 @@ def _output_bytes(folder: Path) -> int:
     return total
 
 
-def _freeze(out: Path, frozen: Path) -> tuple[Path, ...]:
-    """Hard-link the complete shards (named shard-NNNNN.safetensors) where the generator cannot reach."""
-    kept = []
-    for path in sorted(out.iterdir()):
-        if genkit.SHARD_PATTERN.match(path.name) and path.is_file() and not path.is_symlink():
-            target = frozen / path.name
-            os.link(path, target)
-            kept.append(target)
-    return tuple(kept)
+def _complete_shards(out: Path, deadline: float) -> tuple[tuple[Path, ...], int]:
+    """Shards renamed into place before the deadline (their inode change time), and how many
+    came later. Only regular files named shard-NNNNN.safetensors at the top of --out count."""
+    kept, late = [], 0
+    with os.scandir(out) as entries:
+        for entry in entries:
+            if not genkit.SHARD_PATTERN.match(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_ctime <= deadline:
+                kept.append(Path(entry.path))
+            else:
+                late += 1
+    return tuple(sorted(kept)), late
 
 
 def generate(sub: Submission, ds: Dataset, settings: Settings, workdir: Path) -> Generation:
-    """Run the submission's entrypoint for one dataset; workdir must be an empty folder."""
+    """Run the submission's entrypoint for one dataset; the shards that count end up in workdir.
+    The run's own folders live in a fresh temp folder that the unprivileged sandbox can reach."""
     entry = entrypoint_path(sub)
+    if settings.sandboxed and os.geteuid() == 0:  # the sandbox user must be able to read the folder
+        hidden = unreadable_by_others(sub.folder)
+        if hidden:
+            raise SubmissionError(f"{sub.folder}: {len(hidden)} entries the sandbox user cannot read (e.g. {hidden[0]}); "
+                                  f"make the folder readable by all: chmod -R a+rX {sub.folder.name}")
     if settings.sandboxed:
         sandbox.bwrap_binary()
-    bench = _bench_dir(workdir, ds.classes)
-    space = workdir / "space"
-    space.mkdir()
+        for problem in sandbox.cleanup_stale():
+            sandbox.warn(problem)
+    with sandbox.temp_folder() as tmp:
+        gen = _generate_in(Path(tmp), sub, ds, settings, entry)
+        kept = Path(workdir) / "shards"
+        kept.mkdir(parents=True)
+        return replace(gen, shards=tuple(Path(shutil.move(str(p), kept / p.name)) for p in gen.shards))
+
+
+def _generate_in(folder: Path, sub: Submission, ds: Dataset, settings: Settings, entry: Path) -> Generation:
+    root = os.geteuid() == 0
+    folder.chmod(0o711)  # the unprivileged sandbox must reach the folders inside
+    bench = _bench_dir(folder, ds.classes)
+    space = folder / "space"
+    space.mkdir(mode=0o755)
     mounted = settings.sandboxed and sandbox.mount_output(space, settings.limits)
     try:
-        run = _Run(sub, ds, settings, entry, bench, out=space / "out", frozen=space / "frozen")
-        run.out.mkdir()
-        run.frozen.mkdir(mode=0o700)
-        gen = _watch(run)
-        kept = workdir / "shards"  # off the output tmpfs, which goes away below
-        kept.mkdir()
-        return replace(gen, shards=tuple(Path(shutil.move(str(p), kept / p.name)) for p in gen.shards))
+        out = space / "out"
+        out.mkdir(mode=0o755)
+        if settings.sandboxed and root:
+            os.chown(out, sandbox.SANDBOX_UID, sandbox.SANDBOX_UID)
+        staging = folder / "stage" if settings.sandboxed and root else None
+        gen = _watch(_Run(sub, ds, settings, entry, sandbox.plan_mounts(sub.folder, out, bench, staging), mounted))
+        safe = folder / "counted"  # off the output tmpfs, which goes away below
+        safe.mkdir()
+        return replace(gen, shards=tuple(Path(shutil.move(str(p), safe / p.name)) for p in gen.shards))
     finally:
         if mounted:
-            sandbox.unmount_output(space)
+            problem = sandbox.unmount_output(space)
+            if problem:
+                sandbox.warn(problem)
 
 
 @dataclass(frozen=True)
@@ -166,13 +195,17 @@ class _Run:
     ds: Dataset
     settings: Settings
     entry: Path  # relative to the submission folder
-    bench: Path  # classes.json and the genkit helper
-    out: Path
-    frozen: Path
+    mounts: sandbox.Mounts
+    output_on_tmpfs: bool
+
+    @property
+    def out(self) -> Path:
+        return self.mounts.out
 
     def argv(self) -> list[str]:
         sandboxed = self.settings.sandboxed
-        folder, out_dir, lib = ("/submission", "/out", "/bench") if sandboxed else (str(self.sub.folder), str(self.out), str(self.bench))
+        folder, out_dir, lib = ("/submission", "/out", "/bench") if sandboxed else \
+            (str(self.sub.folder), str(self.out), str(self.mounts.bench))
         info = self.ds.info
         return [sys.executable, f"{folder}/{self.entry.as_posix()}", "--dataset", info.name,
                 "--num-classes", str(info.num_classes), "--resolution", str(info.resolution),
@@ -180,7 +213,7 @@ class _Run:
                 "--seed", str(self.settings.seed), *self.sub.args]
 
     def env(self, start: float) -> dict[str, str]:
-        lib = "/bench" if self.settings.sandboxed else str(self.bench)
+        lib = "/bench" if self.settings.sandboxed else str(self.mounts.bench)
         env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
                "LANG": "C.UTF-8", "PYTHONPATH": f"{lib}/lib", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
                "PYTHONNOUSERSITE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -191,90 +224,91 @@ class _Run:
             env["TMPDIR"] = env["HOME"] = str(self.out.parent)
         return env
 
+    def output_bytes(self) -> int:
+        return sandbox.used_bytes(self.out.parent) if self.output_on_tmpfs else _output_bytes(self.out)
+
+
+class _OutputWatch:
+    """A thread that kills the generator once its output passes the cap (the walk it may need
+    runs here, never on the clock's thread)."""
+
+    def __init__(self, run: _Run, kill):
+        self.run, self.kill, self.exceeded = run, kill, False
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(POLL_SECONDS):
+            if self.run.output_bytes() > self.run.settings.limits.max_output_bytes:
+                self.exceeded = True
+                self.kill()
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def _launch(run: _Run, cgroups: sandbox.Cgroups | None, env: dict[str, str]) -> subprocess.Popen:
+    settings, limits = run.settings, run.settings.limits
+    if not settings.sandboxed:
+        return subprocess.Popen(run.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=env, cwd=run.sub.folder, start_new_session=True)
+    root = os.geteuid() == 0
+    launch = sandbox.Launch(limits=limits, join=tuple(cgroups.join_files()),
+                            memory_rlimit=not cgroups.caps_memory and not settings.device.startswith("cuda"),
+                            nproc_rlimit=not cgroups.caps_processes, stage=tuple(run.mounts.stage),
+                            drop_to=sandbox.SANDBOX_UID if root else None)
+    if not cgroups.caps_memory and settings.device.startswith("cuda"):
+        sandbox.warn("no memory cgroup can be made here (run the harness as root): the generator's memory is not capped")
+    cmd = sandbox.bwrap_command(run.argv(), run.mounts, env, settings.device, limits)
+    try:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={}, start_new_session=True, preexec_fn=launch.preexec())
+    except subprocess.SubprocessError as exc:  # the preexec step failed: a set-up problem, not the team's
+        raise UsageError(f"cannot start the generator sandbox ({exc}); run the harness as root, or check bubblewrap") from None
+
 
 def _watch(run: _Run) -> Generation:
-    """Spawn against the clock, poll until exit, deadline or output cap; freeze, then kill."""
-    settings, limits = run.settings, run.settings.limits
+    """Spawn against the clock; wait until exit or deadline; kill the tree; read what counts."""
+    cgroups = sandbox.Cgroups(run.settings.limits) if run.settings.sandboxed else None
     start = time.time()
-    env = run.env(start)
-    if settings.sandboxed:
-        cmd = sandbox.bwrap_command(run.argv(), run.sub.folder, run.out, run.bench, env, settings.device)
-    else:
-        cmd = run.argv()
-    cap = sandbox.ProcessCap(limits.max_processes) if settings.sandboxed else None
+    deadline = start + run.settings.budget
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env={} if settings.sandboxed else env, cwd=None if settings.sandboxed else run.sub.folder,
-                                start_new_session=True, preexec_fn=sandbox.preexec(limits, cap.join_file() if cap else None))
-        tail = _Tail(proc.stdout)
-        deadline = start + settings.budget
-        timed_out = exceeded = False
+        proc = _launch(run, cgroups, run.env(start))
+
+        def kill() -> None:
+            _kill(proc, cgroups)
+
+        tail, watch = _Tail(proc.stdout), _OutputWatch(run, kill)
+        timed_out = False
         try:
-            while proc.poll() is None:
-                now = time.time()
-                if now >= deadline:
-                    timed_out = True
-                    break
-                if _output_bytes(run.out) > limits.max_output_bytes:
-                    exceeded = True
-                    break
-                time.sleep(min(POLL_SECONDS, max(0.0, deadline - now)))
+            proc.wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
         except BaseException:  # interrupted: never leave a generator running
-            _kill(proc)
+            kill()
             raise
-        ended = min(time.time(), deadline)
-        shards = _freeze(run.out, run.frozen)  # before the kill: later shards do not count
-        _kill(proc)
-        return Generation(shards=shards, seconds=ended - start, timed_out=timed_out, returncode=proc.returncode,
-                          log_tail=tail.text(), output_exceeded=exceeded)
+        finally:
+            ended = min(time.time(), deadline)
+            kill()  # the whole tree, also what a finished generator left running
+            watch.close()
+        shards, late = _complete_shards(run.out, ended)
+        return Generation(shards=shards, seconds=ended - start, timed_out=timed_out and not watch.exceeded,
+                          returncode=proc.returncode, log_tail=tail.text(), output_exceeded=watch.exceeded,
+                          memory_exceeded=bool(cgroups and cgroups.oom_kills()), late_shards=late)
     finally:
-        if cap is not None:
-            cap.close()
+        if cgroups is not None:
+            cgroups.close()
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    """The whole tree: the process group (and, sandboxed, the PID namespace with bwrap)."""
+def _kill(proc: subprocess.Popen, cgroups: sandbox.Cgroups | None) -> None:
+    """The whole tree: bwrap's process group, the PID namespace with it, and the cgroups."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if cgroups is not None:
+        cgroups.kill()
     proc.wait()
-
-
-@dataclass(frozen=True)
-class GeneratedSet:
-    images: torch.Tensor  # uint8, IPC images per class, write order kept
-    labels: torch.Tensor
-    ipc: int
-    generated: int
-    dropped: int
-
-
-def collect(shards: tuple[Path, ...], ds: Dataset, max_ipc: int) -> GeneratedSet:
-    """Load and validate the shards; IPC = smallest class count (capped), extras dropped."""
-    images, labels = [], []
-    for path in shards:
-        try:
-            data = read_tensor_file(path)
-        except ImageFileError as exc:
-            raise SubmissionError(f"{path.name}: {exc}") from None
-        if not isinstance(data, dict) or "images" not in data or "labels" not in data:
-            raise SubmissionError(f"{path.name}: a shard needs 'images' and 'labels' tensors")
-        if data["images"].dtype != torch.uint8:
-            raise SubmissionError(f"{path.name}: images have dtype {data['images'].dtype}; shards hold uint8 RGB images")
-        try:
-            s = check_image_set(Path(path.name), data["images"], data["labels"], ds.info.num_classes,
-                                ds.info.resolution, require_all_classes=False)
-        except ImageFileError as exc:
-            raise SubmissionError(str(exc)) from None
-        images.append(s.images)
-        labels.append(s.labels)
-    all_images, all_labels = torch.cat(images), torch.cat(labels)
-    counts = torch.bincount(all_labels, minlength=ds.info.num_classes)
-    smallest = int(counts.argmin())
-    if counts[smallest] == 0:
-        raise SubmissionError(f"the generator produced no image of class {smallest} ('{ds.classes[smallest]}'); "
-                              f"IPC would be 0: every class needs images")
-    ipc = min(int(counts.min()), max_ipc)
-    keep = torch.cat([torch.nonzero(all_labels == c).flatten()[:ipc] for c in range(ds.info.num_classes)]).sort().values
-    return GeneratedSet(all_images[keep], all_labels[keep], ipc, len(all_labels), len(all_labels) - len(keep))

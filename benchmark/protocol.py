@@ -162,7 +162,9 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
         ipc_epochs=table, max_ipc=r.get("generative.max_ipc", int), budgets=MappingProxyType(budgets),
         sandbox_limits=Limits(max_processes=r.get("sandbox.max_processes", int),
                               max_open_files=r.get("sandbox.max_open_files", int),
-                              max_output_bytes=r.get("sandbox.max_output_mib", int) << 20),
+                              max_output_bytes=r.get("sandbox.max_output_mib", int) << 20,
+                              max_memory_bytes=r.get("sandbox.max_memory_mib", int) << 20,
+                              max_tmp_bytes=r.get("sandbox.max_tmp_mib", int) << 20),
         presets=MappingProxyType(_presets(r)),
     )
 

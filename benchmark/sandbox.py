@@ -1,38 +1,54 @@
-"""The generator sandbox: bubblewrap (bwrap), a scrubbed environment and resource limits.
+"""The generator sandbox: bubblewrap (bwrap), a scrubbed environment and a cap on every resource.
 
-Inside, the generator sees only: the system (/usr, a few /etc files, /sys), the interpreter and
-the installed packages (read-only), its submission folder at /submission (read-only, the working
-directory), the output folder at /out (writable), the class list and the helper at /bench
-(read-only), a private /tmp, and — with --device cuda — the NVIDIA device nodes. No network
-(own network namespace), own PID namespace (killing bwrap kills everything inside), uid 65534
-and no capabilities.
+Inside, the generator sees only: the system (/usr, a few /etc files, the CPU topology in /sys),
+the interpreter and the installed packages (read-only), its submission folder at /submission
+(read-only, the working directory), the output folder at /out (writable), the class list and the
+helper at /bench (read-only), a private /tmp and /dev/shm, and — with --device cuda — the NVIDIA
+device nodes and the /sys parts the driver reads. No network (own network namespace), own PID
+namespace, no nested user namespaces (bwrap --disable-userns), no capabilities.
 
-Limits: open files, file size, no core dumps (rlimits); processes and threads through a pids
-cgroup when the harness is root (RLIMIT_NPROC does not bind root-owned tasks), RLIMIT_NPROC
-otherwise; the output folder lives on a tmpfs of the output cap when the harness can mount one,
-and is polled against the cap in any case.
+Who it runs as: bwrap is started unprivileged, so the generator is an unprivileged host user —
+uid 65534 ("nobody") when the harness is root (it drops to that uid first; the interpreter and the
+submission folder are bind-mounted to a traversable staging folder in a private mount namespace,
+so a checkout under /root or a 0700 temp folder still works), the harness's own user otherwise.
+
+Limits (protocol values, `sandbox` section): memory of the whole process tree with /tmp and
+/dev/shm counted (a memory cgroup; RLIMIT_AS per process where no cgroup can be made), tasks (a
+pids cgroup; RLIMIT_NPROC otherwise), open files, file size, output size (a tmpfs of the cap when
+the harness can mount one, plus polling), no core dumps; time is kept by the generation runner.
+A killed harness leaves cgroups, mounts and temp folders behind: `cleanup_stale` removes them at
+the next start and reports what it could not remove.
 """
 from __future__ import annotations
 
+import ctypes
 import glob
 import itertools
 import os
+import re
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .console import warn
 from .errors import UsageError
 
-SANDBOX_UID = 65534  # "nobody" inside the sandbox
+SANDBOX_UID = 65534  # "nobody": the uid inside, and outside when the harness is root
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "localtime", "passwd", "group",
              "hosts", "alternatives")
+SYS_CPU = ("/sys/devices/system/cpu", "/sys/devices/system/node")  # thread counts, NUMA
+SYS_CUDA = ("/sys/devices", "/sys/bus", "/sys/class", "/sys/module")  # PCI topology, driver version
 INSTALL_HINT = "install it with: sudo apt-get install -y bubblewrap (or run trusted generators with --no-sandbox)"
-CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PREFIX = "ddbench-"  # cgroups ddbench-<harness pid>-<n>; temp folders ddbench-gen-<harness pid>-…
+TEMP_PREFIX = f"{PREFIX}gen-"
+OUTPUT_FS = "ddbench-out"  # the source name of output tmpfs mounts
 _serial = itertools.count()
 
 
@@ -42,6 +58,8 @@ class Limits:
     max_processes: int  # tasks: processes and threads
     max_open_files: int
     max_output_bytes: int
+    max_memory_bytes: int  # the whole process tree, /tmp and /dev/shm included
+    max_tmp_bytes: int  # size of /tmp and of /dev/shm (each a tmpfs, also counted as memory)
 
 
 def bwrap_binary() -> str:
@@ -51,46 +69,26 @@ def bwrap_binary() -> str:
     return path
 
 
-class ProcessCap:
-    """A pids cgroup holding the generator and everything it starts (root only)."""
+def temp_folder() -> tempfile.TemporaryDirectory:
+    """A run's work folder, named after this process so that a later start can clean it up."""
+    return tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
 
-    def __init__(self, limit: int):
-        self.path: Path | None = None
-        if os.geteuid() != 0:
-            return
-        for base in CGROUP_ROOTS:  # cgroup v1's pids hierarchy, or v2 with pids delegated
-            path = base / f"ddbench-{os.getpid()}-{next(_serial)}"
-            try:
-                path.mkdir()
-            except OSError:
-                continue
-            if (path / "pids.max").exists():
-                (path / "pids.max").write_text(str(limit))
-                self.path = path
-                return
-            path.rmdir()
-        warn("no pids cgroup is available: the generator's process count is not limited")
 
-    def join_file(self) -> str | None:
-        return str(self.path / "cgroup.procs") if self.path else None
+# -- cgroups ---------------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Kill whatever is left in the cgroup, then remove it."""
-        if self.path is None:
-            return
-        for _ in range(50):
-            pids = [int(p) for p in _read(self.path / "cgroup.procs").split()]
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
+def _hierarchies() -> dict[str, Path]:
+    """Where to make cgroups per controller: cgroup v2's unified tree, or v1's pids/ and memory/."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return {"pids": CGROUP_ROOT, "memory": CGROUP_ROOT}
+    return {c: CGROUP_ROOT / c for c in ("pids", "memory") if (CGROUP_ROOT / c / "cgroup.procs").exists()}
+
+
+def _write(path: Path, value: str) -> bool:
+    try:
+        path.write_text(value)
+        return True
+    except OSError:
+        return False
 
 
 def _read(path: Path) -> str:
@@ -98,6 +96,220 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
+
+
+class Cgroups:
+    """The generator's cgroups (root only): the task and memory caps, killing, and clean-up."""
+
+    def __init__(self, limits: Limits):
+        self.paths: dict[str, Path] = {}
+        if os.geteuid() != 0:
+            return
+        name = f"{PREFIX}{os.getpid()}-{next(_serial)}"
+        for controller, parent in _hierarchies().items():
+            path = parent / name
+            try:
+                path.mkdir(exist_ok=True)
+            except OSError:
+                continue
+            if self._limit(controller, path, limits):
+                self.paths[controller] = path
+            elif path not in self.paths.values():
+                _remove(path)
+
+    @staticmethod
+    def _limit(controller: str, path: Path, limits: Limits) -> bool:
+        if controller == "pids":
+            return _write(path / "pids.max", str(limits.max_processes))
+        if (path / "memory.max").exists():  # v2; no swap, so the cap is real memory
+            return _write(path / "memory.max", str(limits.max_memory_bytes)) and \
+                (_write(path / "memory.swap.max", "0") or not (path / "memory.swap.max").exists())
+        ok = _write(path / "memory.limit_in_bytes", str(limits.max_memory_bytes))
+        if (path / "memory.memsw.limit_in_bytes").exists():  # v1 with swap accounting
+            ok = ok and _write(path / "memory.memsw.limit_in_bytes", str(limits.max_memory_bytes))
+        return ok
+
+    @property
+    def caps_memory(self) -> bool:
+        return "memory" in self.paths
+
+    @property
+    def caps_processes(self) -> bool:
+        return "pids" in self.paths
+
+    def join_files(self) -> list[str]:
+        return sorted({str(p / "cgroup.procs") for p in self.paths.values()})
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for crossing the memory cap."""
+        path = self.paths.get("memory")
+        if path is None:
+            return 0
+        text = _read(path / "memory.events") or _read(path / "memory.oom_control")
+        match = re.search(r"^oom_kill (\d+)", text, re.M)
+        return int(match.group(1)) if match else 0
+
+    def kill(self) -> None:
+        for path in self.paths.values():
+            _kill_members(path)
+
+    def close(self) -> None:
+        """Kill whatever is left, then remove the cgroups; a failure is reported, not ignored."""
+        for path in dict.fromkeys(self.paths.values()):
+            problem = _remove(path)
+            if problem:
+                warn(problem)
+        self.paths = {}
+
+
+def _kill_members(path: Path, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pids = [int(p) for p in _read(path / "cgroup.procs").split()]
+        if not pids:
+            return True
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    return False
+
+
+def _remove(path: Path) -> str | None:
+    """Kill a cgroup's members and remove it; returns a problem, or None."""
+    if not _kill_members(path):
+        return f"cgroup {path}: processes survived SIGKILL for 10 s; remove it by hand (rmdir) when they are gone"
+    for _ in range(100):  # the kernel releases a cgroup shortly after its last task exits
+        try:
+            path.rmdir()
+            return None
+        except FileNotFoundError:
+            return None
+        except OSError:
+            time.sleep(0.05)
+    return f"cgroup {path}: could not be removed; remove it by hand (rmdir {path})"
+
+
+# -- what a killed harness left behind ------------------------------------------------------------
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _owner(name: str, prefix: str) -> int | None:
+    match = re.match(rf"{re.escape(prefix)}(\d+)-", name)
+    return int(match.group(1)) if match else None
+
+
+def cleanup_stale() -> list[str]:
+    """Remove the cgroups, output mounts and temp folders of harness processes that are gone.
+    Returns what could not be removed (each line says how to remove it by hand)."""
+    problems = []
+    for parent in dict.fromkeys(_hierarchies().values()):
+        for path in parent.glob(f"{PREFIX}*"):
+            owner = _owner(path.name, PREFIX)
+            if path.is_dir() and owner is not None and _dead(owner):
+                problems += [p for p in [_remove(path)] if p]
+    temp = Path(tempfile.gettempdir())
+    for line in _read(Path("/proc/self/mounts")).splitlines():
+        fields = line.split()
+        if len(fields) > 1 and fields[0] == OUTPUT_FS:
+            point = fields[1].encode().decode("unicode_escape")
+            owner = next((_owner(part, TEMP_PREFIX) for part in Path(point).parts if part.startswith(TEMP_PREFIX)), None)
+            if owner is not None and _dead(owner):
+                problem = unmount_output(Path(point))
+                problems += [problem] if problem else []
+    for folder in temp.glob(f"{TEMP_PREFIX}*"):
+        owner = _owner(folder.name, TEMP_PREFIX)
+        if owner is not None and _dead(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+            if folder.exists():
+                problems.append(f"{folder}: a stale work folder could not be removed; remove it by hand")
+    return problems
+
+
+# -- the output folder ---------------------------------------------------------------------------
+
+def mount_output(mount_point: Path, limits: Limits) -> bool:
+    """A tmpfs of the output cap for the run folder (hard cap, ENOSPC); False where we cannot mount."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    opts = f"size={limits.max_output_bytes},mode=0755"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, OUTPUT_FS, str(mount_point)],
+                          capture_output=True, timeout=30)
+    return done.returncode == 0
+
+
+def unmount_output(mount_point: Path) -> str | None:
+    done = subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        return f"{mount_point}: could not unmount the output tmpfs ({done.stderr.strip()}); run: umount -l {mount_point}"
+    return None
+
+
+def used_bytes(mount_point: Path) -> int:
+    """Bytes used on a mounted output tmpfs, in constant time whatever the generator wrote."""
+    st = os.statvfs(mount_point)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+# -- between fork and exec -------------------------------------------------------------------------
+
+_CLONE_NEWNS, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
+
+
+def _libc_call(name: str, *args) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{name}: {os.strerror(err)}")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the child does between fork and exec of bwrap."""
+    limits: Limits
+    join: tuple[str, ...]  # cgroup.procs files
+    memory_rlimit: bool  # RLIMIT_AS as the (per-process) fallback memory cap
+    nproc_rlimit: bool  # RLIMIT_NPROC as the fallback task cap
+    stage: tuple[tuple[str, str], ...] = ()  # (source, staging point): bind mounts, private namespace
+    drop_to: int | None = None  # the host uid (and gid) to become before bwrap
+
+    def preexec(self):
+        uid = os.getuid() if self.drop_to is None else self.drop_to
+        nproc = _processes_of(uid) + self.limits.max_processes if self.nproc_rlimit else None
+
+        def apply() -> None:
+            for path in self.join:
+                with open(path, "w") as f:
+                    f.write(str(os.getpid()))
+            if self.stage:
+                _libc_call("unshare", _CLONE_NEWNS)
+                _libc_call("mount", b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
+                for source, point in self.stage:
+                    _libc_call("mount", source.encode(), point.encode(), None, _MS_BIND | _MS_REC, None)
+            rlimits = {resource.RLIMIT_NOFILE: self.limits.max_open_files,
+                       resource.RLIMIT_FSIZE: self.limits.max_output_bytes, resource.RLIMIT_CORE: 0}
+            if self.memory_rlimit:
+                rlimits[resource.RLIMIT_AS] = self.limits.max_memory_bytes
+            if nproc is not None:  # counts every process of the uid: what runs now + the allowance
+                rlimits[resource.RLIMIT_NPROC] = nproc
+            for kind, value in rlimits.items():
+                resource.setrlimit(kind, (value, value))
+            if self.drop_to is not None:
+                os.setgroups([])
+                os.setgid(self.drop_to)
+                os.setuid(self.drop_to)
+
+        return apply
 
 
 def _processes_of(uid: int) -> int:
@@ -111,36 +323,7 @@ def _processes_of(uid: int) -> int:
     return count
 
 
-def preexec(limits: Limits, cgroup_procs: str | None):
-    """Runs in the child between fork and exec: join the pids cgroup, set the rlimits."""
-    nproc = None if os.geteuid() == 0 else _processes_of(os.getuid()) + limits.max_processes
-
-    def apply() -> None:
-        if cgroup_procs is not None:
-            with open(cgroup_procs, "w") as f:
-                f.write(str(os.getpid()))
-        if nproc is not None:  # counts every process of the uid, so: what runs now + the allowance
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.max_open_files, limits.max_open_files))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_output_bytes, limits.max_output_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
-
-
-def mount_output(mount_point: Path, limits: Limits) -> bool:
-    """A tmpfs of the output cap for the run folder (hard cap, ENOSPC); False where we cannot mount."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    opts = f"size={limits.max_output_bytes},mode=0755"
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "ddbench-out", str(mount_point)],
-                          capture_output=True, timeout=30)
-    return done.returncode == 0
-
-
-def unmount_output(mount_point: Path) -> None:
-    subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
-
+# -- the bwrap command line ------------------------------------------------------------------------
 
 def _python_roots() -> list[str]:
     """The interpreter and installed packages: the base installation and the environment."""
@@ -162,16 +345,50 @@ def _system_binds() -> list[str]:
     return args
 
 
-def bwrap_command(argv: list[str], submission: Path, out: Path, bench_dir: Path, env: dict[str, str],
-                  device: str) -> list[str]:
+@dataclass
+class Mounts:
+    """The host folders a sandbox shows: the environment, the submission, the output and /bench.
+    `sources` maps each to where bwrap reads it (a staging point when the harness is root)."""
+    submission: Path
+    out: Path
+    bench: Path
+    sources: dict[str, str] = field(default_factory=dict)
+    stage: list[tuple[str, str]] = field(default_factory=list)
+
+    def source(self, path: str) -> str:
+        return self.sources.get(path, path)
+
+
+def plan_mounts(submission: Path, out: Path, bench: Path, staging: Path | None) -> Mounts:
+    """With a staging folder (root), the environment and the submission are bind-mounted there in
+    the child's private mount namespace, so the unprivileged bwrap can reach them."""
+    mounts = Mounts(submission, out, bench)
+    if staging is None:
+        return mounts
+    staging.mkdir(mode=0o755)
+    for i, path in enumerate([*_python_roots(), str(submission)]):
+        point = staging / str(i)
+        point.mkdir(mode=0o755)
+        mounts.sources[path] = str(point)
+        mounts.stage.append((path, str(point)))
+    return mounts
+
+
+def bwrap_command(argv: list[str], mounts: Mounts, env: dict[str, str], device: str, limits: Limits) -> list[str]:
     """The bwrap command line that runs argv (paths inside: /submission, /out, /bench)."""
-    cmd = [bwrap_binary(), "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
-           "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL", "--clearenv", *_system_binds(),
+    cmd = [bwrap_binary(), "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+           "--new-session", "--hostname", "sandbox", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+           "--cap-drop", "ALL", "--clearenv", *_system_binds(),
            # Mounts apply in order: the private /tmp first, so an environment installed under /tmp stays visible.
-           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/sys", "/sys"]
+           "--proc", "/proc", "--dev", "/dev", "--size", str(limits.max_tmp_bytes), "--tmpfs", "/tmp",
+           "--size", str(limits.max_tmp_bytes), "--tmpfs", "/dev/shm"]
+    for path in SYS_CPU + (SYS_CUDA if device.startswith("cuda") else ()):
+        if Path(path).exists():
+            cmd += ["--ro-bind", path, path]
     for root in _python_roots():
-        cmd += ["--ro-bind", root, root]
-    cmd += ["--ro-bind", str(submission), "/submission", "--bind", str(out), "/out", "--ro-bind", str(bench_dir), "/bench"]
+        cmd += ["--ro-bind", mounts.source(root), root]
+    cmd += ["--ro-bind", mounts.source(str(mounts.submission)), "/submission", "--bind", str(mounts.out), "/out",
+            "--ro-bind", str(mounts.bench), "/bench"]
     if device.startswith("cuda"):
         for node in sorted(glob.glob("/dev/nvidia*")):
             cmd += ["--dev-bind", node, node]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import yaml
 from evaluator.data import REGISTRY
 
 from .errors import SubmissionError, UsageError
+from .text import plain
 
 TRACKS = ("fixed-ipc", "generative")
 SPEC_FILE = "submission.yaml"
@@ -25,7 +28,9 @@ TEAM_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 REQUIRED = {"team": str, "method": str, "track": str, "datasets": list}
 OPTIONAL = {"contact": str, "paper": str, "notes": str, "entrypoint": str, "args": list}
 GENERATIVE_ONLY = ("entrypoint", "args")
-IGNORED_NAMES = {"__pycache__", ".git", ".DS_Store"}
+MAX_SPEC_BYTES = 64 << 10
+TEXT_LIMITS = {"team": 64, "track": 40, "method": 200, "contact": 200, "paper": 300, "notes": 1000, "entrypoint": 200}
+MAX_ARGS, MAX_ARG_CHARS = 64, 1000
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,10 @@ def parse_spec(folder: Path) -> Submission:
     path = folder / SPEC_FILE
     if not path.is_file():
         raise _bad(path, f"missing; create it with team, method, track ({' or '.join(TRACKS)}) and datasets")
+    if path.is_symlink():
+        raise _bad(path, "a symbolic link; submission folders hold regular files only")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise _bad(path, f"larger than {MAX_SPEC_BYTES >> 10} KiB; keep it to the keys below")
     try:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -76,13 +85,16 @@ def parse_spec(folder: Path) -> Submission:
         if key not in REQUIRED and key not in OPTIONAL:
             close = difflib.get_close_matches(str(key), [*REQUIRED, *OPTIONAL], n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise _bad(path, f"unknown key '{key}'{hint}; allowed: {', '.join([*REQUIRED, *OPTIONAL])}")
+            raise _bad(path, f"unknown key '{plain(key, 40)}'{hint}; allowed: {', '.join([*REQUIRED, *OPTIONAL])}")
     for key, kind in REQUIRED.items():
         if key not in spec:
             raise _bad(path, f"missing key '{key}'; add it")
     for key, kind in {**REQUIRED, **OPTIONAL}.items():
         if key in spec and not isinstance(spec[key], kind):
             raise _bad(path, f"key '{key}' must be a {kind.__name__}, got {type(spec[key]).__name__}")
+    for key, limit in TEXT_LIMITS.items():
+        if isinstance(spec.get(key), str) and len(spec[key]) > limit:
+            raise _bad(path, f"key '{key}' is {len(spec[key])} characters long; at most {limit}")
     if spec["track"] not in TRACKS:
         raise _bad(path, f"key 'track' is '{spec['track']}'; use one of {', '.join(TRACKS)}")
     if spec["team"] != folder.name:
@@ -92,7 +104,7 @@ def parse_spec(folder: Path) -> Submission:
         raise _bad(path, "key 'datasets' must be a non-empty list of dataset names, e.g. [cifar100, tinyimagenet]")
     for d in datasets:
         if d not in REGISTRY:
-            raise _bad(path, f"key 'datasets' names unknown dataset '{d}'; known: {', '.join(REGISTRY)}")
+            raise _bad(path, f"key 'datasets' names unknown dataset '{plain(d, 40)}'; known: {', '.join(REGISTRY)}")
     if len(set(datasets)) != len(datasets):
         raise _bad(path, "key 'datasets' lists a dataset twice; list each once")
     if spec["track"] != "generative":
@@ -102,6 +114,8 @@ def parse_spec(folder: Path) -> Submission:
     args = spec.get("args", [])
     if not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args):
         raise _bad(path, "key 'args' must be a list of strings or numbers")
+    if len(args) > MAX_ARGS or any(len(str(a)) > MAX_ARG_CHARS or "\0" in str(a) for a in args):
+        raise _bad(path, f"key 'args': at most {MAX_ARGS} arguments of at most {MAX_ARG_CHARS} characters each")
     return Submission(
         folder=folder, team=spec["team"], method=spec["method"], track=spec["track"], datasets=tuple(datasets),
         contact=spec.get("contact"), paper=spec.get("paper"), notes=spec.get("notes"),
@@ -130,23 +144,59 @@ def discover(root: Path) -> list[str]:
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file of the submission, by path relative to the folder."""
+    """sha256 of every file of the submission, by path relative to the folder. A submission folder
+    is closed: a symbolic link (to a file or a folder, inside or out) or a special file is refused,
+    so the hash covers every byte an evaluation can read."""
+    if folder.is_symlink():
+        raise SubmissionError(f"{folder}: a symbolic link; a submission must be a real folder under submissions/")
     hashes = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part in IGNORED_NAMES for part in rel.parts) or not path.is_file() or path.is_symlink():
-            continue
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        hashes[rel.as_posix()] = digest.hexdigest()
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=_raise):
+        dirnames.sort()
+        for name in [*dirnames, *sorted(filenames)]:
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise SubmissionError(f"{folder}/{rel}: a symbolic link; submission folders hold regular files only: "
+                                      f"copy the file in")
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                raise SubmissionError(f"{folder}/{rel}: not a regular file (a device, pipe or socket); remove it")
+            digest = hashlib.sha256()
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            hashes[rel] = digest.hexdigest()
     return hashes
 
 
+def _raise(exc: OSError) -> None:
+    raise SubmissionError(f"{exc.filename}: cannot be read ({exc.strerror}); make the folder readable") from None
+
+
+def unreadable_by_others(folder: Path) -> list[str]:
+    """Files and folders an unprivileged user cannot read (the sandbox runs as one)."""
+    out = [] if folder.stat().st_mode & 0o005 == 0o005 else ["."]
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            need = 0o005 if path.is_dir() else 0o004
+            if path.lstat().st_mode & need != need:
+                out.append(path.relative_to(folder).as_posix())
+    return sorted(out)
+
+
 def current_hashes(root: Path) -> dict[str, str]:
-    """The combined hash of every team folder's files as they are now."""
-    return {team: combined_hash(file_hashes(root / "submissions" / team)) for team in discover(root)}
+    """The combined hash of every team folder's files as they are now ("" where it cannot be
+    hashed: a folder with a symbolic link ranks nothing until it is fixed)."""
+    hashes = {}
+    for team in discover(root):
+        try:
+            hashes[team] = combined_hash(file_hashes(root / "submissions" / team))
+        except (SubmissionError, OSError):
+            hashes[team] = ""
+    return hashes
 
 
 def combined_hash(hashes: dict[str, str]) -> str:

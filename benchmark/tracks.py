@@ -1,34 +1,47 @@
 """Tracks: turning a submission folder into scored rows (`submit`) and running a whole track."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from evaluator.data import load_dataset
 from evaluator.errors import DatasetError
 from evaluator.normalize import to_uint8
 
-from . import generation, sandbox
+from . import generation, sandbox, shards
 from .console import info, warn
 from .errors import SubmissionError, UsageError
 from .options import Options
 from .results import Status
 from .scoring import Job, Outcome, describe, previous_result, protocol_key, reject, score, standard_fields
-from .submission import TRACKS, Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
+from .submission import TEAM_PATTERN, TRACKS, Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
 from .validate import check_fixed_ipc
 
 
 def submit(opts: Options, team: str, datasets: list[str] | None = None) -> list[Outcome]:
-    """Evaluate one team's submission on every dataset it enters (or those asked for)."""
+    """Evaluate one team's submission on every dataset it enters (or those asked for). Whatever
+    goes wrong with one dataset ends as that team's status row; the next dataset still runs."""
     folder = submission_folder(opts.project, team)
-    sha = combined_hash(file_hashes(folder))
+    sha = ""
     try:
+        sha = combined_hash(file_hashes(folder))
         sub = parse_spec(folder)
     except SubmissionError as exc:
         fields = describe(opts, team=folder.name, method="", track="", dataset="", submission_sha256=sha)
         return [reject(opts, fields, Status.INVALID, str(exc))]
-    track = RUNNERS[sub.track]
-    return [track(opts, sub, sha, d) for d in _select(sub, datasets)]
+    return [_isolated(opts, sub, sha, d) for d in _select(sub, datasets)]
+
+
+def _isolated(opts: Options, sub: Submission, sha: str, dataset: str) -> Outcome:
+    """One (team, dataset): a harness set-up problem (bwrap missing, dataset not prepared, damaged
+    results.csv) is raised; anything else a submission causes becomes its `failed` row."""
+    try:
+        return RUNNERS[sub.track](opts, sub, sha, dataset)
+    except (UsageError, DatasetError):
+        raise
+    except Exception as exc:  # noqa: BLE001 — a hostile submission may raise anything
+        fields = describe(opts, team=sub.team, method=sub.method, track=sub.track, dataset=dataset,
+                          submission_sha256=sha)
+        return reject(opts, fields, Status.FAILED, f"could not be evaluated ({type(exc).__name__}: {exc})")
 
 
 def _select(sub: Submission, datasets: list[str] | None) -> list[str]:
@@ -73,7 +86,7 @@ def _generative(opts: Options, sub: Submission, sha: str, dataset: str) -> Outco
     if previous is not None:
         return previous
     info(f"{sub.team}/{dataset}: generating ({budget:g} s budget{'' if opts.sandbox else ', NO SANDBOX'})")
-    with tempfile.TemporaryDirectory(prefix="ddbench-gen-") as workdir:
+    with sandbox.temp_folder() as workdir:
         try:
             gen = generation.generate(sub, ds, generation.Settings(device=opts.device, seed=opts.seeds[0],
                                                                    budget=budget, limits=protocol.sandbox_limits,
@@ -85,7 +98,8 @@ def _generative(opts: Options, sub: Submission, sha: str, dataset: str) -> Outco
         if problem is not None:
             return reject(opts, fields, *problem)
         try:
-            images = generation.collect(gen.shards, ds, protocol.max_ipc)
+            per_image = 3 * ds.info.resolution ** 2  # the fewest bytes a shard can store an image in
+            images = shards.collect(gen.shards, ds, protocol.max_ipc, protocol.sandbox_limits.max_output_bytes // per_image)
         except SubmissionError as exc:
             return reject(opts, fields, Status.INVALID, str(exc))
     if gen.timed_out:
@@ -108,14 +122,18 @@ def run_track(opts: Options, track: str, teams: list[str] | None, datasets: list
     """Every submission of a track (or the teams named), on the datasets each enters."""
     outcomes: list[Outcome] = []
     for team in teams or discover(opts.project):
+        if not teams and not TEAM_PATTERN.match(team):
+            warn(f"skipping submissions/{team}: not a team name (letters, digits, '_', '-', '.'); rename the folder")
+            continue
         folder = submission_folder(opts.project, team)
         try:
+            file_hashes(folder)
             sub = parse_spec(folder)
         except SubmissionError:
             if teams:  # named explicitly: record why it cannot run
                 outcomes += submit(opts, team)
             else:
-                warn(f"skipping submissions/{team}: its submission.yaml is invalid (bench validate {team})")
+                warn(f"skipping submissions/{team}: its folder or submission.yaml is invalid (bench validate {team})")
             continue
         if sub.track != track:
             if teams:

@@ -50,7 +50,7 @@ def check_fixed_ipc(sub: Submission, dataset: str, protocol: Protocol) -> tuple[
     path = sub.data_file(dataset)
     check = DatasetCheck(dataset, path)
     try:
-        image_set = load_image_set(path, info.num_classes, info.resolution)
+        image_set = load_image_set(path, info.num_classes, info.resolution, protocol.fixed_ipc * info.num_classes)
     except ImageFileError as exc:
         raise SubmissionError(str(exc)) from None
     counts = image_set.class_counts(info.num_classes)

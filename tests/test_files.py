@@ -11,6 +11,7 @@ from evaluator.errors import ImageFileError
 from evaluator.files import load_image_set
 
 C, R = 10, 8
+MAX = 1000 * C  # the most images accepted here
 
 
 def official(ipc=2):
@@ -20,7 +21,7 @@ def official(ipc=2):
 def test_official_float_tensor_gets_class_ordered_labels(tmp_path):
     path = tmp_path / "digits.pt"
     torch.save(official(3), path)
-    s = load_image_set(path, C, R)
+    s = load_image_set(path, C, R, MAX)
     assert s.layout == "official" and not s.is_uint8
     assert s.labels.tolist() == [c for c in range(C) for _ in range(3)]
     assert torch.equal(s.normalized((0.5,) * 3, (0.5,) * 3), torch.load(path))  # floats are not renormalised
@@ -30,7 +31,7 @@ def test_dict_pt_with_uint8_images_is_normalised(tmp_path):
     path = tmp_path / "d.pt"
     images = torch.full((C, 3, R, R), 255, dtype=torch.uint8)
     torch.save({"images": images, "labels": torch.arange(C)}, path)
-    s = load_image_set(path, C, R)
+    s = load_image_set(path, C, R, MAX)
     assert s.is_uint8 and s.layout == "dict"
     x = s.normalized((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     assert x.dtype == torch.float32 and torch.allclose(x, torch.full_like(x, 2.0))
@@ -39,13 +40,13 @@ def test_dict_pt_with_uint8_images_is_normalised(tmp_path):
 def test_safetensors_with_float_images_and_int32_labels(tmp_path):
     path = tmp_path / "d.safetensors"
     save_file({"images": torch.randn(2 * C, 3, R, R), "labels": torch.arange(2 * C, dtype=torch.int32) % C}, str(path))
-    s = load_image_set(path, C, R)
+    s = load_image_set(path, C, R, MAX)
     assert s.labels.dtype == torch.int64 and s.class_counts(C).tolist() == [2] * C
 
 
 def expect_error(path, fragment):
     with pytest.raises(ImageFileError) as info:
-        load_image_set(path, C, R)
+        load_image_set(path, C, R, MAX)
     message = str(info.value)
     assert "\n" not in message and str(path) in message and fragment in message, message
     return message

@@ -17,7 +17,6 @@ from benchmark.commands._common import options
 from benchmark.errors import UsageError
 from benchmark.options import Options, Overrides
 from benchmark.protocol import content_digest, load_protocol, load_protocol_file, released_versions
-from benchmark.sandbox import Limits
 from conftest import add_generator, add_team, read_results, train_config
 from evaluator import dsa
 from evaluator import train as tr
@@ -165,7 +164,7 @@ def test_fixed_ipc_values_reach_the_track(project):
     add_team(project, "alpha")  # 10 images per class
     p = dataclasses.replace(P, fixed_ipc=5, fixed_epochs=1)
     [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1), root=project), "alpha")
-    assert outcome.status == "invalid" and "needs exactly 5 per class" in outcome.message
+    assert outcome.status == "invalid" and "more than the 50 accepted" in outcome.message  # 5 per class x 10
     p = dataclasses.replace(P, fixed_epochs=3)
     [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1), root=project), "alpha")
     assert outcome.status == "ok" and outcome.result.epochs == 3 and outcome.result.ipc == 10
@@ -174,8 +173,9 @@ def test_fixed_ipc_values_reach_the_track(project):
 GENERATOR_CHECKS = """
 import resource
 nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-if nofile != 99 or os.environ["BENCH_BUDGET_SECONDS"] != "6":
-    raise SystemExit(f"limits not from the protocol: nofile {nofile}, budget {os.environ['BENCH_BUDGET_SECONDS']}")
+tmp = os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize >> 20
+if nofile != 99 or tmp != 48 or os.environ["BENCH_BUDGET_SECONDS"] != "6":
+    raise SystemExit(f"limits not from the protocol: nofile {nofile}, /tmp {tmp} MiB, budget {os.environ['BENCH_BUDGET_SECONDS']}")
 write_valid_shard(args, per_class=3)
 time.sleep(100)
 """
@@ -185,16 +185,18 @@ time.sleep(100)
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 def test_generation_values_reach_the_generator_and_the_sandbox(project, monkeypatch):
     caps = []
-    real_cap = sandbox.ProcessCap
-    monkeypatch.setattr(sandbox, "ProcessCap", lambda limit: caps.append(limit) or real_cap(limit))
+    real_cgroups = sandbox.Cgroups
+    monkeypatch.setattr(sandbox, "Cgroups", lambda limits: caps.append(limits) or real_cgroups(limits))
     add_generator(project, "gen", GENERATOR_CHECKS)
     p = dataclasses.replace(P, budgets={"digits": 6.0}, max_ipc=2, ipc_epochs=IpcEpochTable(rows=((1, 6),), cap=6),
-                            sandbox_limits=Limits(max_processes=77, max_open_files=99, max_output_bytes=64 << 20))
+                            sandbox_limits=dataclasses.replace(P.sandbox_limits, max_processes=77, max_open_files=99,
+                                                               max_memory_bytes=3 << 30, max_tmp_bytes=48 << 20))
     [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1), root=project), "gen")
     r = outcome.result
     assert outcome.status == "ok", outcome.message
     assert (r.budget_seconds, r.ipc, r.images_dropped, r.epochs) == (6.0, 2, 10, 3)  # 1 x 6 image-steps / IPC 2
-    assert 5.9 <= r.gen_seconds <= 6.05 and caps == [77]
+    assert 5.9 <= r.gen_seconds <= 6.05
+    assert [(c.max_processes, c.max_memory_bytes) for c in caps] == [(77, 3 << 30)]
 
 
 @pytest.mark.slow

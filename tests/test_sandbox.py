@@ -170,9 +170,146 @@ def test_hostile_generators_leave_the_leaderboard_intact(project):
 
 def test_private_tmp_is_mounted_before_the_environment(tmp_path):
     """bwrap mounts in order: an environment under /tmp (a checkout in mktemp) must stay visible."""
-    from benchmark.sandbox import _python_roots, bwrap_command
+    from benchmark.sandbox import Mounts, _python_roots, bwrap_command
 
-    cmd = bwrap_command(["python"], tmp_path, tmp_path, tmp_path, {}, "cpu")
+    cmd = bwrap_command(["python"], Mounts(tmp_path, tmp_path, tmp_path), {}, "cpu", load_protocol().sandbox_limits)
     tmpfs = cmd.index("--tmpfs")
     binds = [i for i, a in enumerate(cmd) if a == "--ro-bind" and cmd[i + 1] in _python_roots()]
     assert cmd[tmpfs + 1] == "/tmp" and binds and all(i > tmpfs for i in binds)
+
+
+def submit_under(project, team, **limit_changes):
+    """tracks.submit with the released protocol's sandbox limits changed; returns the outcome."""
+    from benchmark import tracks
+    from benchmark.options import Options, Overrides
+
+    p = load_protocol()
+    p = dataclasses.replace(p, sandbox_limits=dataclasses.replace(p.sandbox_limits, **limit_changes))
+    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1, epochs=1), root=project), team)
+    return outcome
+
+
+@pytest.mark.parametrize("where", ["heap", "/dev/shm", "/tmp"])
+def test_memory_past_the_cap_is_killed_and_named(project, where):
+    if where == "heap":
+        body = "held = []\nwhile True:\n    held.append(bytearray(32 << 20))\n"
+    else:
+        body = (f"with open('{where}/fill', 'wb') as f:\n    while True:\n"
+                f"        f.write(b'x' * (16 << 20)); f.flush()\n")
+    add_generator(project, "hog", body)
+    free_before = _available_memory()
+    outcome = submit_under(project, "hog", max_memory_bytes=256 << 20, max_tmp_bytes=2 << 30)
+    assert outcome.status == "failed" and "memory cap of 256 MiB" in outcome.message, outcome.message
+    assert _available_memory() > free_before - (512 << 20)  # nothing held on to after the kill
+
+
+def _available_memory() -> int:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) << 10
+    return 0
+
+
+ISOLATION_PROBE = r'''
+import ctypes
+report = {"uid_map": open("/proc/self/uid_map").read().split()}
+report["userns"] = ctypes.CDLL(None, use_errno=True).unshare(0x10000000)  # CLONE_NEWUSER: -1 = refused
+report["cgroup_fs"] = os.path.exists("/sys/fs/cgroup")
+report["cpu_topology"] = os.path.exists("/sys/devices/system/cpu/online")
+report["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+for name, size in (("/tmp/big", 64), ("/dev/shm/big", 64)):
+    try:
+        with open(name, "wb") as f:
+            f.write(b"x" * (size << 20))
+        report[name] = "ALLOWED"
+    except OSError as exc:
+        report[name] = exc.strerror
+open(os.path.join(args.out, "owner-probe"), "w").write("x")
+print("REPORT " + json.dumps(report), flush=True)
+write_valid_shard(args)
+'''
+
+
+def test_unprivileged_no_nested_namespaces_no_host_pids_small_tmp(project, monkeypatch):
+    import os
+
+    owners = []
+    real = generation._complete_shards
+    monkeypatch.setattr(generation, "_complete_shards",
+                        lambda out, deadline: owners.extend(p.stat().st_uid for p in out.iterdir()) or real(out, deadline))
+    folder = add_generator(project, "iso", ISOLATION_PROBE)
+    gen, report = run(project, folder, limits=changed_limits(max_tmp_bytes=32 << 20))
+    assert gen.returncode == 0, gen.log_tail
+    assert report["userns"] == -1 and report["cgroup_fs"] is False and report["cpu_topology"] is True
+    assert max(report["pids"]) < 10  # its own PID namespace: no host processes
+    assert report["/tmp/big"] == report["/dev/shm/big"] == "No space left on device"
+    if os.geteuid() == 0:  # the sandbox's uid is an unprivileged host user, not root
+        assert report["uid_map"][0] == "65534"
+        assert set(owners) == {65534}  # what it wrote belongs to host uid 65534
+
+
+def test_only_shards_renamed_before_the_deadline_count(tmp_path):
+    import time
+
+    from benchmark.generation import _complete_shards
+
+    (tmp_path / "shard-00000.safetensors").write_bytes(b"a")
+    (tmp_path / "notes.txt").write_bytes(b"not a shard")
+    (tmp_path / "sub").mkdir()
+    time.sleep(0.05)
+    deadline = time.time()
+    time.sleep(0.05)
+    (tmp_path / ".shard-00001.safetensors.tmp").write_bytes(b"b")
+    (tmp_path / ".shard-00001.safetensors.tmp").rename(tmp_path / "shard-00001.safetensors")  # completed late
+    kept, late = _complete_shards(tmp_path, deadline)
+    assert [p.name for p in kept] == ["shard-00000.safetensors"] and late == 1
+
+
+def test_a_generator_cannot_slow_the_clock(project):
+    body = """
+write_valid_shard(args)
+n = 0
+while True:  # a folder tree that makes any walk of /out slow
+    d = os.path.join(args.out, f"d{n // 1000}")
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, str(n)), "w").close()
+    n += 1
+    if n % 5000 == 0:
+        write_valid_shard(args)
+"""
+    gen, _ = run(project, add_generator(project, "slowwalk", body), budget=5)
+    assert gen.timed_out and 4.9 <= gen.seconds <= 5.0
+    assert gen.shards and gen.late_shards == 0
+
+
+def test_a_killed_harness_leaves_nothing_the_next_start_does_not_clean(project):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from benchmark import sandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("cgroups and output mounts need root")
+    add_generator(project, "sleeper", "write_valid_shard(args)\ntime.sleep(300)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "submit", "sleeper", "--root", str(project),
+                             "--preset", "quick"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    pattern = f"{sandbox.PREFIX}{proc.pid}-"
+    deadline = time.time() + 60
+    while time.time() < deadline and f"{sandbox.TEMP_PREFIX}{proc.pid}-" not in open("/proc/mounts").read():
+        time.sleep(0.2)
+    time.sleep(1)
+    os.kill(proc.pid, signal.SIGKILL)  # the harness only: its sandbox dies with it (bwrap --die-with-parent)
+    proc.wait()
+    left = [p for p in sandbox._hierarchies().values() for p in p.glob(f"{pattern}*")]
+    assert left and pattern.replace(sandbox.PREFIX, sandbox.TEMP_PREFIX) in open("/proc/mounts").read()
+    assert sandbox.cleanup_stale() == []
+    assert not [p for p in sandbox._hierarchies().values() for p in p.glob(f"{pattern}*")]
+    assert pattern.replace(sandbox.PREFIX, sandbox.TEMP_PREFIX) not in open("/proc/mounts").read()
+    import tempfile
+    from pathlib import Path
+
+    assert not list(Path(tempfile.gettempdir()).glob(f"{sandbox.TEMP_PREFIX}{proc.pid}-*"))

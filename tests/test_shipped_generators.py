@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from benchmark import generation
+from benchmark import generation, shards
 from benchmark.cli import main
 from benchmark.protocol import load_protocol
 from benchmark.submission import parse_spec
@@ -35,7 +35,7 @@ def run_generator(project, folder, args=None, budget=60):
     work.mkdir()
     gen = generation.generate(sub, ds, generation.Settings("cpu", 0, budget, load_protocol().sandbox_limits), work)
     assert gen.returncode == 0 and gen.shards, gen.log_tail
-    return gen, generation.collect(gen.shards, ds, load_protocol().max_ipc)
+    return gen, shards.collect(gen.shards, ds, load_protocol().max_ipc, 10**6)
 
 
 @pytest.mark.parametrize("team,args,ipc", [
@@ -72,6 +72,8 @@ def test_t2i_template_loads_a_pipeline_folder_where_sdxl_turbo_goes(project):
     tiny = load_module(folder / "tiny_pipeline.py", "tiny_pipeline_test")
     torch.manual_seed(0)
     tiny.build(resolution=8).save_pretrained(folder / "weights" / "sdxl-turbo")
+    for path in folder.rglob("*.safetensors"):  # save_pretrained writes 0600; the sandbox user reads them
+        path.chmod(0o644)
     (folder / "submission.yaml").write_text(
         "team: t2i\nmethod: tiny random pipeline\ntrack: generative\ndatasets: [digits]\n"
         "args: [--weights, weights/sdxl-turbo, --ipc, '6', --augment, '3']\n")

@@ -81,7 +81,7 @@ def test_hashes_cover_every_file_and_change_with_content(tmp_path):
     (folder / "__pycache__").mkdir()
     (folder / "__pycache__" / "x.pyc").write_bytes(b"3")
     hashes = file_hashes(folder)
-    assert set(hashes) == {"submission.yaml", "a.pt", "weights/w.bin"}
+    assert set(hashes) == {"submission.yaml", "a.pt", "weights/w.bin", "__pycache__/x.pyc"}  # every file
     before = combined_hash(hashes)
     (folder / "a.pt").write_bytes(b"changed")
     assert combined_hash(file_hashes(folder)) != before

@@ -62,7 +62,7 @@ def _file_sha256(path: Path) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     opts = options(args)
     test_x, test_y, num_classes, info_, label = _test_set(args, opts)
-    image_set = load_image_set(args.file, num_classes, test_x.shape[-1])
+    image_set = load_image_set(args.file, num_classes, test_x.shape[-1], opts.protocol.max_ipc * num_classes)
     if image_set.is_uint8 and info_ is None:
         raise UsageError(f"{args.file}: uint8 images need the dataset's normalisation, and no known dataset has "
                          f"{num_classes} classes at {test_x.shape[-1]} px; save pre-normalised floats")
