@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TEAM   ?=
 TRACK  ?= fixed-ipc
 
-.PHONY: install bwrap test test-fast demo submit run leaderboard bench clean
+.PHONY: install bwrap test test-fast demo demo-cross submit run leaderboard bench clean
 
 install: $(STAMP)
 
@@ -39,6 +39,14 @@ demo: install
 	$(BIN)/bench run --track generative --dataset digits
 	$(BIN)/bench baseline random --dataset digits
 	$(BIN)/bench baseline full --dataset digits
+	$(BIN)/bench leaderboard
+
+# Every network of the cross-architecture set on the same digits images (long on a CPU: see README).
+demo-cross: install
+	$(BIN)/bench run --track fixed-ipc --dataset digits --arch cross
+	$(BIN)/bench run --track generative --dataset digits --arch cross
+	$(BIN)/bench baseline random --dataset digits --arch cross
+	$(BIN)/bench baseline full --dataset digits --arch cross
 	$(BIN)/bench leaderboard
 
 submit: install

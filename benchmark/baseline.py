@@ -14,8 +14,9 @@ from evaluator.data import Dataset, load_dataset, tensor_digest
 
 from .console import info
 from .options import Options
-from .scoring import Job, Outcome, describe, score
+from .scoring import Job, describe
 from .submission import SPEC_FILE
+from .tracks import Task
 
 EXAMPLE_TEAM = "random_ipc10"
 
@@ -47,7 +48,7 @@ def write_example(opts: Options, dataset: str, images: torch.Tensor, labels: tor
         atomic_write(spec_path, lambda tmp: tmp.write_text(yaml.safe_dump(spec, sort_keys=False)))
 
 
-def baseline_random(opts: Options, dataset: str) -> Outcome:
+def job_random(opts: Options, dataset: str) -> Job:
     """IPC random real images per class, selected with the first run's seed."""
     protocol, seed = opts.protocol, opts.seeds[0]
     ds = load_dataset(dataset, opts.data_dir, need_train=True)
@@ -57,12 +58,11 @@ def baseline_random(opts: Options, dataset: str) -> Outcome:
     fields = describe(opts, protocol.fixed_epochs, team=f"Random {protocol.fixed_ipc} IPC",
                       method=f"random real images (seed {seed})", track="reference", dataset=dataset,
                       submission_sha256=tensor_digest(images, labels))
-    job = Job(fields=fields, images=ds.normalize(images), labels=labels, preview=images, ipc=protocol.fixed_ipc,
-              protocol_epochs=protocol.fixed_epochs)
-    return score(opts, ds, job)
+    return Job(ds=ds, fields=fields, images=ds.normalize(images), labels=labels, preview=images,
+               ipc=protocol.fixed_ipc, protocol_epochs=protocol.fixed_epochs)
 
 
-def baseline_full(opts: Options, dataset: str) -> Outcome:
+def job_full(opts: Options, dataset: str) -> Job:
     """The whole training set; epochs from the IPC-epoch rule at its IPC (e.g. 500 -> 20)."""
     ds = load_dataset(dataset, opts.data_dir, need_train=True)
     images, labels = ds.train_images, ds.train_labels
@@ -70,7 +70,12 @@ def baseline_full(opts: Options, dataset: str) -> Outcome:
     epochs = opts.protocol.ipc_epochs.epochs(ipc)
     fields = describe(opts, epochs, team="Full dataset", method=f"all {len(labels)} training images",
                       track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
-    job = Job(fields=fields, images=ds.normalize(images), labels=labels, preview=images, ipc=ipc,
-              protocol_epochs=epochs)
-    return score(opts, ds, job)
+    return Job(ds=ds, fields=fields, images=ds.normalize(images), labels=labels, preview=images, ipc=ipc,
+               protocol_epochs=epochs)
 
+
+def baseline_tasks(opts: Options, kind: str, datasets: list[str]) -> list[Task]:
+    make = job_random if kind == "random" else job_full
+    team = f"Random {opts.protocol.fixed_ipc} IPC" if kind == "random" else "Full dataset"
+    return [Task(f"{team}/{d}", dict(team=team, method="", track="reference", dataset=d, submission_sha256=""),
+                 lambda d=d: make(opts, d)) for d in datasets]

@@ -9,7 +9,6 @@ ECCV 2024 results. Every text a team controls is escaped for Markdown and HTML.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,64 +16,19 @@ import pandas as pd
 import yaml
 
 from evaluator.atomic import atomic_write_text
-from evaluator.data import CHALLENGE_DATASETS, REGISTRY
+from evaluator.data import CHALLENGE_DATASETS
 from evaluator.stats import Estimate
 
 from . import grids, results
-from .protocol import current_version
+from .crossarch import cross_arch_tables
+from .protocol import current_version, load_protocol
 from .submission import current_hashes
+from .tables import Table, dataset_order, estimate, frame, joined, latest, present, score_cell
 from .text import markdown_cell
 
 TRACK_TITLES = {"fixed-ipc": "Track 1: fixed IPC", "generative": "Track 2: generative"}
 PUBLISHED = Path(__file__).parent / "published_eccv2024.yaml"
 TIE = "="  # after a rank: not significantly different from the entry above
-
-
-@dataclass
-class Table:
-    """Cells hold plain text; to_markdown escapes them, except the `trusted` columns (links the
-    harness writes itself)."""
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    note: str = ""  # Markdown written by the harness
-    trusted: tuple[str, ...] = ()
-
-
-def frame(rows: list[results.Result]) -> pd.DataFrame:
-    """The results as a DataFrame in file (= time) order, one column per Result field."""
-    df = pd.DataFrame([r.to_json() for r in rows], columns=list(results.COLUMNS))
-    return df.astype({"standard": bool})
-
-
-def _latest(df: pd.DataFrame, *keys: str) -> pd.DataFrame:
-    return df.drop_duplicates(subset=list(keys), keep="last")
-
-
-def _dataset_order(names) -> list[str]:
-    """Challenge datasets first, then the others in registry order."""
-    return [d for d in dict.fromkeys((*CHALLENGE_DATASETS, *REGISTRY)) if d in set(names)]
-
-
-def _present(value) -> bool:
-    """Not None, NaN (pandas' missing float) or empty."""
-    return value is not None and value == value and value != ""
-
-
-def _joined(values) -> str:
-    values = [str(v) for v in values if _present(v)]
-    return "" if not values else values[0] if len(set(values)) == 1 else " / ".join(values)
-
-
-def _estimate(row) -> Estimate:
-    return Estimate.of(list(row["acc_runs"]))
-
-
-def _score(row) -> str:
-    """mean ± sample std (95 % CI of the mean)."""
-    text = f"{row['acc_mean']:.2f} ± {row['acc_std']:.2f}"
-    ci = row["acc_ci95"]
-    return text if not _present(ci) else f"{text} ({row['acc_mean'] - ci:.2f}–{row['acc_mean'] + ci:.2f})"
 
 
 def _ranked_entries(df: pd.DataFrame, datasets: list[str]) -> list[tuple[tuple, Estimate, str, pd.DataFrame]]:
@@ -85,7 +39,7 @@ def _ranked_entries(df: pd.DataFrame, datasets: list[str]) -> list[tuple[tuple, 
         mine = mine.set_index("dataset")
         full = all(d in mine.index for d in CHALLENGE_DATASETS)
         used = list(CHALLENGE_DATASETS) if full else [d for d in datasets if d in mine.index]
-        est = Estimate.average(_estimate(mine.loc[d]) for d in used)
+        est = Estimate.average(estimate(mine.loc[d]) for d in used)
         entries.append(((full, tuple(used) if not full else (), est.mean), est, team, mine))
     entries.sort(key=lambda e: (e[0][0], e[0][2]), reverse=True)
     return entries
@@ -104,7 +58,7 @@ def _ranks(entries) -> list[str]:
 
 
 def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
-    datasets = _dataset_order(df["dataset"])
+    datasets = dataset_order(df["dataset"])
     challenge = any(d in CHALLENGE_DATASETS for d in datasets)
     columns = ["#", "team", "method", *datasets, *(["overall"] if challenge else []), "runs", "precision",
                "IPC", "epochs", *(["gen time"] if generative else []), "class spread", "date", "device", "samples"]
@@ -113,15 +67,15 @@ def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
     for rank, (key, est, team, mine) in zip(_ranks(entries), entries):
         used = mine.loc[[d for d in datasets if d in mine.index]]
         cells = [rank, team, used["method"].iloc[-1]]
-        cells += [_score(mine.loc[d]) if d in mine.index else "—" for d in datasets]
+        cells += [score_cell(mine.loc[d]) if d in mine.index else "—" for d in datasets]
         if challenge:
             ci = est.ci95
             cells.append(f"{est.mean:.2f}" + (f" ({est.mean - ci:.2f}–{est.mean + ci:.2f})" if ci else "") if key[0] else "—")
-        cells += [_joined(used["runs"]), _joined(used["precision"]), _joined(used["ipc"]), _joined(used["epochs"])]
+        cells += [joined(used["runs"]), joined(used["precision"]), joined(used["ipc"]), joined(used["epochs"])]
         if generative:
-            cells.append(_joined(f"{s:.0f} s" for s in used["gen_seconds"] if _present(s)))
-        cells += [_joined(f"{s:.1f}" for s in used["class_spread"]), max(used["timestamp"])[:10],
-                  _joined(used["device"])]
+            cells.append(joined(f"{s:.0f} s" for s in used["gen_seconds"] if present(s)))
+        cells += [joined(f"{s:.1f}" for s in used["class_spread"]), max(used["timestamp"])[:10],
+                  joined(used["device"])]
         cells.append(" ".join(f"[{d}](grids/{grids.grid_name(team, d)})" for d in used.index))
         table.rows.append(cells)
     table.note = ("Ranked by overall (mean over CIFAR-100 and Tiny-ImageNet) where a team entered both, else by "
@@ -132,60 +86,68 @@ def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
 
 
 def _reference_table(df: pd.DataFrame) -> Table:
-    datasets = _dataset_order(df["dataset"])
+    datasets = dataset_order(df["dataset"])
     table = Table("Reference rows (this harness, `bench baseline`)", ["reference", *datasets, "runs", "IPC", "epochs",
                                                                       "date", "device"])
     for team, mine in df.groupby("team", sort=False):
         mine = mine.set_index("dataset")
         used = mine.loc[[d for d in datasets if d in mine.index]]
-        table.rows.append([team, *(_score(mine.loc[d]) if d in mine.index else "—" for d in datasets),
-                           _joined(used["runs"]), _joined(used["ipc"]), _joined(used["epochs"]),
-                           max(used["timestamp"])[:10], _joined(used["device"])])
+        table.rows.append([team, *(score_cell(mine.loc[d]) if d in mine.index else "—" for d in datasets),
+                           joined(used["runs"]), joined(used["ipc"]), joined(used["epochs"]),
+                           max(used["timestamp"])[:10], joined(used["device"])])
     return table
 
 
 def _apart_table(df: pd.DataFrame, current: str) -> Table:
     t = Table("Non-standard runs and older protocol versions (not ranked)",
-              ["track", "team", "dataset", "accuracy", "runs", "IPC", "epochs", "gen time", "differs by", "date"])
+              ["track", "team", "dataset", "arch", "accuracy", "runs", "IPC", "epochs", "gen time", "differs by", "date"])
     for _, r in df.iterrows():
         differs = r["nonstandard"] if r["protocol_version"] == current else \
             " ".join(x for x in (f"protocol={r['protocol_version']}", r["nonstandard"]) if x)
-        gen = f"{r['gen_seconds']:.0f} s" if _present(r["gen_seconds"]) else "—"
-        t.rows.append([r["track"], r["team"], r["dataset"], _score(r),
-                       str(r["runs"]), _joined([r["ipc"]]), _joined([r["epochs"]]), gen, differs,
+        gen = f"{r['gen_seconds']:.0f} s" if present(r["gen_seconds"]) else "—"
+        t.rows.append([r["track"], r["team"], r["dataset"], r["arch"], score_cell(r),
+                       str(r["runs"]), joined([r["ipc"]]), joined([r["epochs"]]), gen, differs,
                        r["timestamp"][:10]])
     return t
+
+
+def _current_files(pool: pd.DataFrame, hashes: dict[str, str] | None) -> tuple[pd.DataFrame, set[str]]:
+    """Rows of each team's current submission files (reference rows always), and the teams whose
+    every row is of older files."""
+    if not hashes:
+        return pool, set()
+    stale = pd.Series([track != "reference" and team in hashes and sha != hashes[team]
+                       for track, team, sha in zip(pool["track"], pool["team"], pool["submission_sha256"])],
+                      index=pool.index, dtype=bool)
+    return pool[~stale], set(pool[stale]["team"]) - set(pool[~stale]["team"])
 
 
 def build_tables(rows: list[results.Result], hashes: dict[str, str] | None = None) -> list[Table]:
     """hashes: each team's current submission hash; rows of other files are not ranked."""
     df = frame(rows)
-    current = str(current_version())
+    current, challenge = str(current_version()), load_protocol().challenge_arch
     ok = df[df["status"] == results.Status.OK.value]
-    ranked_pool = ok[ok["standard"] & (ok["protocol_version"] == current)]
+    pool, pending = _current_files(ok[ok["standard"] & (ok["protocol_version"] == current)], hashes)
+    ranked_pool = pool[pool["arch"] == challenge]
     tables = []
     for track, title in TRACK_TITLES.items():
-        mine = ranked_pool[ranked_pool["track"] == track]
-        pending = set()
-        if hashes:  # only the evaluation of a team's current files is ranked
-            stale = pd.Series([t in hashes and h != hashes[t] for t, h in zip(mine["team"], mine["submission_sha256"])],
-                              index=mine.index, dtype=bool)
-            pending = set(mine[stale]["team"]) - set(mine[~stale]["team"])
-            mine = mine[~stale]
-        mine = _latest(mine, "team", "dataset")
+        mine = latest(ranked_pool[ranked_pool["track"] == track], "team", "dataset")
         table = _track_table(title, mine, generative=track == "generative") if len(mine) else Table(title, [])
         table.note = table.note or "No results yet."
-        if pending:
+        waiting = sorted(t for t in pending if t in set(ok[ok["track"] == track]["team"]))
+        if waiting:
             table.note += ("\n\nNot ranked until evaluated again (their files changed since their last standard "
-                           f"evaluation): {', '.join(markdown_cell(t) for t in sorted(pending))}.")
+                           f"evaluation): {', '.join(markdown_cell(t) for t in waiting)}.")
         tables.append(table)
-    refs = _latest(ranked_pool[ranked_pool["track"] == "reference"], "team", "dataset")
+    refs = latest(ranked_pool[ranked_pool["track"] == "reference"], "team", "dataset")
     if len(refs):
         tables.append(_reference_table(refs))
+    tables += cross_arch_tables(latest(pool, "track", "team", "dataset", "arch"), challenge)
     apart = ok[~ok["standard"] | (ok["protocol_version"] != current)]
     if len(apart):
-        tables.append(_apart_table(_latest(apart, "track", "team", "dataset", "nonstandard", "protocol_version"), current))
-    last = _latest(df, "team", "dataset")
+        tables.append(_apart_table(latest(apart, "track", "team", "dataset", "arch", "nonstandard", "protocol_version"),
+                                   current))
+    last = latest(df, "team", "dataset")
     bad = last[last["status"] != results.Status.OK.value]
     if len(bad):
         t = Table("Rejected or failed (latest attempt)", ["team", "dataset", "status", "reason", "date"])

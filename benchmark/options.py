@@ -73,9 +73,16 @@ class Options:
     device: str = "cpu"
     force: bool = False
     compile: bool | None = None  # None: where it pays
+    arch_names: tuple[str, ...] = ()  # --arch values ("cross" = the protocol's unseen set); none: convnet
 
     def __post_init__(self) -> None:
         self._preset  # an unknown preset name is a usage error now, not at first use
+        self.archs  # so is an unknown architecture
+
+    @property
+    def archs(self) -> tuple[str, ...]:
+        """The networks to evaluate with; each is its own result (an identity, not a deviation)."""
+        return self.protocol.expand_archs(list(self.arch_names))
 
     @property
     def _preset(self) -> Preset:
@@ -164,6 +171,7 @@ class Options:
     def data_dir(self) -> Path:
         return self.project / "datasets"
 
-    def train_config(self, protocol_epochs: int) -> TrainConfig:
-        return TrainConfig(recipe=self.protocol.recipe, epochs=self.epochs(protocol_epochs), precision=self.precision,
-                           device=self.device, compile=self.compile)
+    def train_config(self, protocol_epochs: int, arch: str | None = None) -> TrainConfig:
+        arch = arch or self.protocol.challenge_arch
+        return TrainConfig(recipe=self.protocol.recipe_for(arch), epochs=self.epochs(protocol_epochs),
+                           precision=self.precision, arch=arch, device=self.device, compile=self.compile)

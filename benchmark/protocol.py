@@ -17,6 +17,7 @@ from typing import Mapping
 
 import yaml
 
+from evaluator.archs import TIMM_PREFIX, ArchitectureError, check_name
 from evaluator.ipc_epochs import IpcEpochTable
 from evaluator.recipe import DsaParams, Recipe
 from evaluator.train import PRECISIONS
@@ -66,6 +67,27 @@ class Protocol:
     budgets: Mapping[str, float]
     sandbox_limits: Limits
     presets: Mapping[str, Preset]
+    challenge_arch: str
+    cross_archs: tuple[str, ...]
+    arch_recipes: Mapping[str, str]  # architecture (or "timm" for any timm:<name>) -> recipe section
+
+    def recipe_for(self, arch: str) -> Recipe:
+        """The recipe an architecture trains with (every one is `training` in version 2)."""
+        key = "timm" if arch.startswith(TIMM_PREFIX) else arch
+        if key not in self.arch_recipes:
+            raise UsageError(f"protocol {self.label}: no recipe for architecture '{arch}'; "
+                             f"known: {', '.join(self.arch_recipes)}")
+        return self.recipe
+
+    def expand_archs(self, names: list[str] | None) -> tuple[str, ...]:
+        """--arch values: 'cross' is the protocol's unseen set; none given: the challenge's network."""
+        out: list[str] = []
+        for name in names or [self.challenge_arch]:
+            for arch in (self.cross_archs if name == "cross" else [check_name(name)]):
+                self.recipe_for(arch)
+                if arch not in out:
+                    out.append(arch)
+        return tuple(out)
 
     @property
     def runs(self) -> int:
@@ -166,7 +188,25 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
                               max_memory_bytes=r.get("sandbox.max_memory_mib", int) << 20,
                               max_tmp_bytes=r.get("sandbox.max_tmp_mib", int) << 20),
         presets=MappingProxyType(_presets(r)),
+        **_architectures(r),
     )
+
+
+def _architectures(r: _Reader) -> dict:
+    recipes = r.get("architectures.recipes", dict)
+    if any(value != "training" for value in recipes.values()):
+        raise UsageError(f"{r.where}: architectures.recipes may only name the recipe 'training' (the only one defined)")
+    cross = tuple(r.get("architectures.cross", list))
+    challenge = r.get("architectures.challenge", str)
+    try:
+        for arch in (challenge, *cross):
+            check_name(arch)
+    except ArchitectureError as exc:
+        raise UsageError(f"{r.where}: architectures: {exc}") from None
+    missing = [a for a in (challenge, *cross) if a not in recipes]
+    if missing:
+        raise UsageError(f"{r.where}: architectures.recipes has no entry for {', '.join(missing)}")
+    return {"challenge_arch": challenge, "cross_archs": cross, "arch_recipes": MappingProxyType(dict(recipes))}
 
 
 def _read_yaml(path: Path) -> object:

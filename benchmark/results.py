@@ -48,6 +48,8 @@ class Result:
     dataset: str
     status: Status
     timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    arch: str = ""  # the network trained ("" on a row that never got to training)
+    parameters: int | None = None
     error: str = ""
     ipc: int | None = None
     epochs: int | None = None

@@ -18,18 +18,25 @@ def state_dir(root: Path, key: str) -> Path:
 
 
 def load_runs(root: Path, key: str) -> dict[int, RunResult]:
+    return {seed: run for seed, (run, _) in load_runs_with_workers(root, key).items()}
+
+
+def load_runs_with_workers(root: Path, key: str) -> dict[int, tuple[RunResult, int | None]]:
+    """Finished runs by seed, each with the rank of the process that trained it (None: alone)."""
     done = {}
     for path in sorted(state_dir(root, key).glob("seed-*.json")):
         try:
             data = json.loads(path.read_text())
-            done[data["seed"]] = RunResult(**{**data, "per_class": tuple(data["per_class"])})
+            worker = data.pop("worker", None)
+            done[data["seed"]] = (RunResult(**{**data, "per_class": tuple(data["per_class"])}), worker)
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
             path.unlink(missing_ok=True)
     return done
 
 
-def save_run(root: Path, key: str, result: RunResult) -> None:
-    atomic_write_text(state_dir(root, key) / f"seed-{result.seed}.json", json.dumps(asdict(result)))
+def save_run(root: Path, key: str, result: RunResult, worker: int | None = None) -> None:
+    data = {**asdict(result), **({"worker": worker} if worker is not None else {})}
+    atomic_write_text(state_dir(root, key) / f"seed-{result.seed}.json", json.dumps(data))
 
 
 def clear_runs(root: Path, key: str) -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 from filelock import FileLock
 from torch import Tensor
 
+from evaluator import archs
 from evaluator.data import Dataset, tensor_digest
-from evaluator.evaluate import evaluate
-from evaluator.train import Task, should_compile
+from evaluator.evaluate import Evaluation, evaluate
+from evaluator.train import Task, TrainConfig, should_compile
 
 from . import grids, leaderboard, provenance, results, runstate
 from .console import error, info, pass_progress
@@ -46,6 +47,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Job:
     """An image set ready to score, and the fields of its row known before training."""
+    ds: Dataset  # the dataset: test set, classes, normalisation
     fields: dict  # team, method, track, dataset, submission_sha256 (+ generation fields) and describe()
     images: Tensor  # normalised float32 N x 3 x H x W
     labels: Tensor
@@ -78,15 +80,14 @@ def protocol_key(opts: Options, ds: Dataset, job_fields: dict, key_fields: dict)
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
-def previous_result(opts: Options, key: str, team: str, dataset: str) -> Outcome | None:
-    """The identical evaluation that already succeeded, unless --force."""
+def previous_result(opts: Options, key: str, name: str) -> Outcome | None:
+    """The identical evaluation that already succeeded, unless --force. name: team/dataset[/arch]."""
     previous = None if opts.force else results.find_ok(opts.project, key)
     if previous is None:
         return None
-    message = (f"{team}/{dataset}: identical submission and protocol already evaluated on "
+    message = (f"{name}: identical submission and protocol already evaluated on "
                f"{previous.timestamp} ({previous.acc_mean} %); skipped, use --force to re-evaluate")
-    info(message)
-    return Outcome(team, dataset, SKIPPED, message, previous)
+    return Outcome(previous.team, previous.dataset, SKIPPED, message, previous)
 
 
 def record(root: Path, result: Result, preview: tuple[Tensor, Tensor, int] | None = None) -> Result:
@@ -106,48 +107,97 @@ def reject(opts: Options, job_fields: dict, status: Status, reason: str) -> Outc
     return Outcome(stored.team, stored.dataset, status.value, stored.error, stored)
 
 
-def evaluate_job(opts: Options, ds: Dataset, job: Job, run_key: str) -> Result:
+def evaluate_job(opts: Options, unit: Unit) -> Result:
     """Train every run not finished yet (each finished run is saved for resuming) and summarise."""
-    root = opts.project
+    root, job, arch, run_key, name = opts.project, unit.job, unit.arch, unit.run_key, unit.name
+    ds = job.ds
     done = runstate.load_runs(root, run_key)
     if done:
-        info(f"{job.fields['team']}/{ds.info.name}: resuming, {len(done)} of {opts.runs} runs already finished")
-    cfg = opts.train_config(job.protocol_epochs)
+        info(f"{name}: resuming, {len(done)} of {opts.runs} runs already finished")
+    cfg = opts.train_config(job.protocol_epochs, arch)
     task = Task(job.images, job.labels, ds.normalize(ds.test_images), ds.test_labels, ds.info.num_classes)
     started = time.perf_counter()
     todo = sum(s not in done for s in opts.seeds)
-    with pass_progress(f"{job.fields['team']}/{ds.info.name}", todo * cfg.passes) as on_pass:
+    with pass_progress(name, todo * cfg.passes) as on_pass:
         ev = evaluate(task, cfg, opts.seeds, done=done, on_pass=on_pass,
                       on_run=lambda r: runstate.save_run(root, run_key, r))
-    return Result(**job.fields, status=Status.OK, ipc=job.ipc, epochs=cfg.epochs, images=len(job.labels),
-                  acc_mean=ev.mean, acc_std=ev.std, acc_ci95=ev.ci95, acc_runs=tuple(ev.accuracies),
-                  acc_per_class=tuple(ev.per_class_mean), class_spread=ev.class_spread,
-                  compiled=should_compile(cfg, len(job.labels)), eval_seconds=time.perf_counter() - started)
+    return Result(**job.fields, status=Status.OK, ipc=job.ipc, images=len(job.labels),
+                  eval_seconds=time.perf_counter() - started, **summary(ev, cfg, len(job.labels)))
 
 
-def score(opts: Options, ds: Dataset, job: Job) -> Outcome:
-    root = opts.project
-    team, dataset = job.fields["team"], ds.info.name
-    key = protocol_key(opts, ds, job.fields, job.key_fields)
-    job = replace(job, fields={**job.fields, "protocol_key": key})
-    # Finished runs are keyed on the very images too: a generator may produce others next time.
-    run_key = hashlib.sha256((key + tensor_digest(job.preview, job.labels)).encode()).hexdigest()
+def summary(ev: Evaluation, cfg: TrainConfig, n_images: int) -> dict:
+    """The Result fields of an evaluation's runs."""
+    return dict(arch=cfg.arch, parameters=ev.parameters, epochs=cfg.epochs, acc_mean=ev.mean, acc_std=ev.std,
+                acc_ci95=ev.ci95, acc_runs=tuple(ev.accuracies), acc_per_class=tuple(ev.per_class_mean),
+                class_spread=ev.class_spread, compiled=should_compile(cfg, n_images))
+
+
+def success(stored: Result, name: str) -> Outcome:
+    """The terminal line and the outcome of a recorded score."""
+    text = (f"{stored.acc_mean:.2f} ± {stored.acc_std:.2f} % over {stored.runs} runs (IPC {stored.ipc}, "
+            f"{stored.epochs} epochs{'' if stored.standard else ', non-standard: ' + stored.nonstandard})")
+    info(f"{name}: {text}", style="green")
+    return Outcome(stored.team, stored.dataset, Status.OK.value, text, stored)
+
+
+def label(job: Job, arch: str) -> str:
+    base = f"{job.fields['team']}/{job.ds.info.name}"
+    return base if arch == archs.CHALLENGE else f"{base}/{arch}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One evaluation: a job trained with one architecture; its key names the result, its
+    run_key the finished runs (keyed on the very images too: a generator may make others)."""
+    job: Job
+    arch: str
+    key: str
+    run_key: str
+
+    @property
+    def name(self) -> str:
+        return label(self.job, self.arch)
+
+
+def units(opts: Options, job: Job) -> list[Unit]:
+    """One evaluation per architecture asked for, each trained on the same images."""
+    images = tensor_digest(job.preview, job.labels)
+    out = []
+    for arch in opts.archs:
+        key = protocol_key(opts, job.ds, job.fields, {**job.key_fields, "arch": arch})
+        unit_job = replace(job, fields={**job.fields, "protocol_key": key})
+        out.append(Unit(unit_job, arch, key, hashlib.sha256((key + images).encode()).hexdigest()))
+    return out
+
+
+def score(opts: Options, job: Job) -> list[Outcome]:
+    """Every architecture's evaluation of the job, one after the other."""
+    return [_score_unit(opts, unit) for unit in units(opts, job)]
+
+
+def _score_unit(opts: Options, unit: Unit) -> Outcome:
+    root, job, key, run_key, name = opts.project, unit.job, unit.key, unit.run_key, unit.name
     runstate.ensure_ignored(root)
     state = runstate.state_dir(root, run_key)
     state.mkdir(parents=True, exist_ok=True)
     with FileLock(str(state / "evaluating.lock")):  # a second identical evaluation waits, then skips
-        previous = previous_result(opts, key, team, dataset)
+        previous = previous_result(opts, key, name)
         if previous is not None:
+            info(previous.message)
             return previous
         if opts.force:
             runstate.clear_runs(root, run_key)
         try:
-            result = evaluate_job(opts, ds, job, run_key)
+            result = evaluate_job(opts, unit)
         except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory, a broken backend
-            return reject(opts, {**job.fields, "ipc": job.ipc, "epochs": opts.epochs(job.protocol_epochs)},
+            return reject(opts, {**job.fields, "arch": unit.arch, "ipc": job.ipc,
+                                 "epochs": opts.epochs(job.protocol_epochs)},
                           Status.FAILED, f"evaluation failed: {exc}")
-        stored = record(root, result, (job.preview, job.labels, ds.info.num_classes))
-    summary = (f"{stored.acc_mean:.2f} ± {stored.acc_std:.2f} % over {stored.runs} runs "
-               f"(IPC {stored.ipc}, {stored.epochs} epochs{'' if stored.standard else ', non-standard: ' + stored.nonstandard})")
-    info(f"{team}/{dataset}: {summary}", style="green")
-    return Outcome(team, dataset, Status.OK.value, summary, stored)
+        stored = record(root, result, grid_of(opts, unit))
+    return success(stored, name)
+
+
+def grid_of(opts: Options, unit: Unit) -> tuple[Tensor, Tensor, int] | None:
+    """The sample grid, written with the first architecture's row."""
+    job = unit.job
+    return (job.preview, job.labels, job.ds.info.num_classes) if unit.arch == opts.archs[0] else None

@@ -1,7 +1,15 @@
-"""Tracks: turning a submission folder into scored rows (`submit`) and running a whole track."""
+"""Tracks: a command becomes a list of tasks, one per (team or reference, dataset); a task is
+prepared into a Job (the images to score) or a Rejection (a status row), then scored.
+
+Preparing and scoring are apart so that `benchmark.distributed` can prepare on every process
+(generators on one process each) and spread the training runs; run alone, `execute` prepares and
+scores one task after the other. Whatever goes wrong with one task ends as its own status row.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Union
 
 from evaluator.data import load_dataset
 from evaluator.errors import DatasetError
@@ -17,31 +25,150 @@ from .submission import TEAM_PATTERN, TRACKS, Submission, combined_hash, discove
 from .validate import check_fixed_ipc
 
 
-def submit(opts: Options, team: str, datasets: list[str] | None = None) -> list[Outcome]:
-    """Evaluate one team's submission on every dataset it enters (or those asked for). Whatever
-    goes wrong with one dataset ends as that team's status row; the next dataset still runs."""
+@dataclass(frozen=True)
+class Rejection:
+    """A status row to record (never a score)."""
+    fields: dict
+    status: Status
+    reason: str
+
+
+Prepared = Union[Job, Rejection, list]  # a list: the outcomes of evaluations already recorded (skipped)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (team or reference, dataset) of a command."""
+    name: str  # team/dataset
+    identity: dict  # team, method, track, dataset, submission_sha256: the fields of a failure row
+    prepare: Callable[[], Prepared]
+    generates: bool = False  # runs a generator: once, on one process
+    skip_unprepared: bool = False  # a dataset not prepared: warn and skip (bench run) rather than exit 2
+
+
+def isolated(opts: Options, task: Task, step: Callable[[], list[Outcome] | Prepared]):
+    """Run one step of a task; a harness set-up problem (bwrap missing, damaged results.csv) is
+    raised, anything else a submission causes becomes the task's `failed` row."""
+    try:
+        return step()
+    except (UsageError, DatasetError):
+        raise
+    except Exception as exc:  # noqa: BLE001 — a hostile submission may raise anything
+        return Rejection(describe(opts, **task.identity), Status.FAILED,
+                         f"could not be evaluated ({type(exc).__name__}: {exc})")
+
+
+def record(opts: Options, prepared: Prepared) -> list[Outcome]:
+    """The outcome of a prepared task that needs no training (a rejection, or all skipped)."""
+    if isinstance(prepared, Rejection):
+        return [reject(opts, prepared.fields, prepared.status, prepared.reason)]
+    return list(prepared)
+
+
+def execute(opts: Options, tasks: list[Task]) -> list[Outcome]:
+    """Prepare and score the tasks one after the other, in this process."""
+    outcomes: list[Outcome] = []
+    for task in tasks:
+        try:
+            prepared = isolated(opts, task, task.prepare)
+            result = isolated(opts, task, lambda: score(opts, prepared) if isinstance(prepared, Job) else prepared)
+        except DatasetError as exc:
+            if not task.skip_unprepared:
+                raise
+            warn(f"skipping {task.name}: {exc}")
+            continue
+        outcomes += result if isinstance(result, list) else record(opts, result)
+    return outcomes
+
+
+# -- the tracks ------------------------------------------------------------------------------------
+
+def prepare_fixed_ipc(opts: Options, sub: Submission, sha: str, dataset: str) -> Job | Rejection:
+    protocol = opts.protocol
+    fields = describe(opts, protocol.fixed_epochs, team=sub.team, method=sub.method, track=sub.track,
+                      dataset=dataset, submission_sha256=sha)
+    try:
+        image_set, check = check_fixed_ipc(sub, dataset, protocol)
+    except SubmissionError as exc:
+        return Rejection(fields, Status.INVALID, str(exc))
+    for w in check.warnings:
+        warn(w)
+    ds = load_dataset(dataset, opts.data_dir)
+    mean, std = ds.info.mean, ds.info.std
+    preview = image_set.images if image_set.is_uint8 else to_uint8(image_set.images, mean, std)
+    return Job(ds=ds, fields=fields, images=image_set.normalized(mean, std), labels=image_set.labels,
+               preview=preview, ipc=protocol.fixed_ipc, protocol_epochs=protocol.fixed_epochs)
+
+
+def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -> Prepared:
+    """Run the generator in the sandbox against the clock; its completed images become the Job."""
+    if opts.sandbox:
+        sandbox.bwrap_binary()  # refuse before anything runs
+    protocol = opts.protocol
+    ds = load_dataset(dataset, opts.data_dir)
+    budget = opts.budget(dataset)
+    fields = describe(opts, None, generation=True, team=sub.team, method=sub.method, track=sub.track,
+                      dataset=dataset, submission_sha256=sha, budget_seconds=budget,
+                      sandbox="bwrap" if opts.sandbox else "none")
+    key_fields = {"budget": budget, "sandbox": opts.sandbox}
+    previous = [previous_result(opts, protocol_key(opts, ds, fields, {**key_fields, "arch": arch}),
+                                f"{sub.team}/{dataset}/{arch}") for arch in opts.archs]
+    if all(previous):  # every result asked for exists: the generator need not run again
+        for outcome in previous:
+            info(outcome.message)
+        return previous
+    info(f"{sub.team}/{dataset}: generating ({budget:g} s budget{'' if opts.sandbox else ', NO SANDBOX'})")
+    with sandbox.temp_folder() as workdir:
+        settings = generation.Settings(device=opts.device, seed=opts.seeds[0], budget=budget,
+                                       limits=protocol.sandbox_limits, sandboxed=opts.sandbox)
+        try:
+            gen = generation.generate(sub, ds, settings, Path(workdir))
+        except SubmissionError as exc:  # entrypoint missing, files the sandbox cannot read
+            return Rejection(fields, Status.INVALID, str(exc))
+        fields["gen_seconds"] = gen.seconds
+        problem = gen.problem(budget, protocol.sandbox_limits)
+        if problem is not None:
+            return Rejection(fields, *problem)
+        try:
+            per_image = 3 * ds.info.resolution ** 2  # the fewest bytes a shard can store an image in
+            images = shards.collect(gen.shards, ds, protocol.max_ipc, protocol.sandbox_limits.max_output_bytes // per_image)
+        except SubmissionError as exc:
+            return Rejection(fields, Status.INVALID, str(exc))
+    if gen.timed_out:
+        info(f"{sub.team}/{dataset}: stopped at the deadline; scoring the {len(gen.shards)} shards completed before it")
+    if images.dropped:
+        info(f"{sub.team}/{dataset}: IPC {images.ipc}; dropped {images.dropped} extra images of larger classes")
+    epochs = protocol.ipc_epochs.epochs(images.ipc)
+    fields.update(images_generated=images.generated, images_dropped=images.dropped,
+                  **standard_fields(opts, epochs, dataset))
+    return Job(ds=ds, fields=fields, images=ds.normalize(images.images), labels=images.labels, preview=images.images,
+               ipc=images.ipc, protocol_epochs=epochs, key_fields=key_fields)
+
+
+PREPARERS = {"fixed-ipc": prepare_fixed_ipc, "generative": prepare_generative}  # one per name in TRACKS
+assert tuple(PREPARERS) == TRACKS
+
+
+# -- from the command line to tasks ----------------------------------------------------------------
+
+def submission_tasks(opts: Options, team: str, datasets: list[str] | None = None,
+                     skip_unprepared: bool = False) -> list[Task]:
+    """One task per dataset a team enters (or those asked for); a folder or submission.yaml that
+    is invalid is one task that records why."""
     folder = submission_folder(opts.project, team)
     sha = ""
     try:
         sha = combined_hash(file_hashes(folder))
         sub = parse_spec(folder)
     except SubmissionError as exc:
-        fields = describe(opts, team=folder.name, method="", track="", dataset="", submission_sha256=sha)
-        return [reject(opts, fields, Status.INVALID, str(exc))]
-    return [_isolated(opts, sub, sha, d) for d in _select(sub, datasets)]
-
-
-def _isolated(opts: Options, sub: Submission, sha: str, dataset: str) -> Outcome:
-    """One (team, dataset): a harness set-up problem (bwrap missing, dataset not prepared, damaged
-    results.csv) is raised; anything else a submission causes becomes its `failed` row."""
-    try:
-        return RUNNERS[sub.track](opts, sub, sha, dataset)
-    except (UsageError, DatasetError):
-        raise
-    except Exception as exc:  # noqa: BLE001 — a hostile submission may raise anything
-        fields = describe(opts, team=sub.team, method=sub.method, track=sub.track, dataset=dataset,
-                          submission_sha256=sha)
-        return reject(opts, fields, Status.FAILED, f"could not be evaluated ({type(exc).__name__}: {exc})")
+        identity = dict(team=folder.name, method="", track="", dataset="", submission_sha256=sha)
+        failure = Rejection(describe(opts, **identity), Status.INVALID, str(exc))
+        return [Task(f"{team}/-", identity, lambda: failure)]
+    return [Task(f"{sub.team}/{d}", dict(team=sub.team, method=sub.method, track=sub.track, dataset=d,
+                                           submission_sha256=sha),
+                 lambda d=d: PREPARERS[sub.track](opts, sub, sha, d), generates=sub.track == "generative",
+                 skip_unprepared=skip_unprepared)
+            for d in _select(sub, datasets)]
 
 
 def _select(sub: Submission, datasets: list[str] | None) -> list[str]:
@@ -53,74 +180,9 @@ def _select(sub: Submission, datasets: list[str] | None) -> list[str]:
     return list(datasets)
 
 
-def _fixed_ipc(opts: Options, sub: Submission, sha: str, dataset: str) -> Outcome:
-    protocol = opts.protocol
-    fields = describe(opts, protocol.fixed_epochs, team=sub.team, method=sub.method, track=sub.track,
-                      dataset=dataset, submission_sha256=sha)
-    try:
-        image_set, check = check_fixed_ipc(sub, dataset, protocol)
-    except SubmissionError as exc:
-        return reject(opts, fields, Status.INVALID, str(exc))
-    for w in check.warnings:
-        warn(w)
-    ds = load_dataset(dataset, opts.data_dir)
-    mean, std = ds.info.mean, ds.info.std
-    preview = image_set.images if image_set.is_uint8 else to_uint8(image_set.images, mean, std)
-    job = Job(fields=fields, images=image_set.normalized(mean, std), labels=image_set.labels, preview=preview,
-              ipc=protocol.fixed_ipc, protocol_epochs=protocol.fixed_epochs)
-    return score(opts, ds, job)
-
-
-def _generative(opts: Options, sub: Submission, sha: str, dataset: str) -> Outcome:
-    """Run the generator in the sandbox against the clock, then score the images it completed."""
-    if opts.sandbox:
-        sandbox.bwrap_binary()  # refuse before anything runs
-    protocol = opts.protocol
-    ds = load_dataset(dataset, opts.data_dir)
-    budget = opts.budget(dataset)
-    fields = describe(opts, None, generation=True, team=sub.team, method=sub.method, track=sub.track,
-                      dataset=dataset, submission_sha256=sha, budget_seconds=budget,
-                      sandbox="bwrap" if opts.sandbox else "none")
-    key_fields = {"budget": budget, "sandbox": opts.sandbox}
-    previous = previous_result(opts, protocol_key(opts, ds, fields, key_fields), sub.team, dataset)
-    if previous is not None:
-        return previous
-    info(f"{sub.team}/{dataset}: generating ({budget:g} s budget{'' if opts.sandbox else ', NO SANDBOX'})")
-    with sandbox.temp_folder() as workdir:
-        try:
-            gen = generation.generate(sub, ds, generation.Settings(device=opts.device, seed=opts.seeds[0],
-                                                                   budget=budget, limits=protocol.sandbox_limits,
-                                                                   sandboxed=opts.sandbox), Path(workdir))
-        except SubmissionError as exc:  # entrypoint missing, files the sandbox cannot read
-            return reject(opts, fields, Status.INVALID, str(exc))
-        fields["gen_seconds"] = gen.seconds
-        problem = gen.problem(budget, protocol.sandbox_limits)
-        if problem is not None:
-            return reject(opts, fields, *problem)
-        try:
-            per_image = 3 * ds.info.resolution ** 2  # the fewest bytes a shard can store an image in
-            images = shards.collect(gen.shards, ds, protocol.max_ipc, protocol.sandbox_limits.max_output_bytes // per_image)
-        except SubmissionError as exc:
-            return reject(opts, fields, Status.INVALID, str(exc))
-    if gen.timed_out:
-        info(f"{sub.team}/{dataset}: stopped at the deadline; scoring the {len(gen.shards)} shards completed before it")
-    if images.dropped:
-        info(f"{sub.team}/{dataset}: IPC {images.ipc}; dropped {images.dropped} extra images of larger classes")
-    epochs = protocol.ipc_epochs.epochs(images.ipc)
-    fields.update(images_generated=images.generated, images_dropped=images.dropped,
-                  **standard_fields(opts, epochs, dataset))
-    job = Job(fields=fields, images=ds.normalize(images.images), labels=images.labels, preview=images.images,
-              ipc=images.ipc, protocol_epochs=epochs, key_fields=key_fields)
-    return score(opts, ds, job)
-
-
-RUNNERS = {"fixed-ipc": _fixed_ipc, "generative": _generative}  # one per name in submission.TRACKS
-assert tuple(RUNNERS) == TRACKS
-
-
-def run_track(opts: Options, track: str, teams: list[str] | None, datasets: list[str] | None) -> list[Outcome]:
+def track_tasks(opts: Options, track: str, teams: list[str] | None, datasets: list[str] | None) -> list[Task]:
     """Every submission of a track (or the teams named), on the datasets each enters."""
-    outcomes: list[Outcome] = []
+    tasks: list[Task] = []
     for team in teams or discover(opts.project):
         if not teams and not TEAM_PATTERN.match(team):
             warn(f"skipping submissions/{team}: not a team name (letters, digits, '_', '-', '.'); rename the folder")
@@ -131,7 +193,7 @@ def run_track(opts: Options, track: str, teams: list[str] | None, datasets: list
             sub = parse_spec(folder)
         except SubmissionError:
             if teams:  # named explicitly: record why it cannot run
-                outcomes += submit(opts, team)
+                tasks += submission_tasks(opts, team)
             else:
                 warn(f"skipping submissions/{team}: its folder or submission.yaml is invalid (bench validate {team})")
             continue
@@ -139,9 +201,12 @@ def run_track(opts: Options, track: str, teams: list[str] | None, datasets: list
             if teams:
                 raise UsageError(f"{team} is a {sub.track} submission, not {track}")
             continue
-        for d in [d for d in sub.datasets if not datasets or d in datasets]:
-            try:
-                outcomes += submit(opts, team, [d])
-            except DatasetError as exc:
-                warn(f"skipping {team}/{d}: {exc}")
-    return outcomes
+        wanted = [d for d in sub.datasets if not datasets or d in datasets]
+        if wanted:
+            tasks += submission_tasks(opts, team, wanted, skip_unprepared=True)
+    return tasks
+
+
+def submit(opts: Options, team: str, datasets: list[str] | None = None) -> list[Outcome]:
+    """Evaluate one team's submission on every dataset it enters (or those asked for)."""
+    return execute(opts, submission_tasks(opts, team, datasets))

@@ -5,7 +5,6 @@ Three blocks of Conv(3x3, 128) -> instance norm (GroupNorm with one group per ch
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 WIDTH = 128
@@ -38,10 +37,3 @@ def conv_flops_per_image(resolution: int, num_classes: int, channels: int = 3) -
         in_ch, size = WIDTH, size // 2
     flops += 2 * WIDTH * size * size * num_classes
     return flops
-
-
-def seeded_model(num_classes: int, resolution: int, seed: int) -> nn.Sequential:
-    """Default-initialised ConvNet whose weights depend on the seed alone (built on the CPU)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return convnet_d3_w128(num_classes, resolution)

@@ -47,6 +47,10 @@ class Evaluation:
         return statistics.pstdev(self.per_class_mean)
 
     @property
+    def parameters(self) -> int:
+        return self.runs[0].parameters
+
+    @property
     def seconds(self) -> float:
         return sum(r.seconds for r in self.runs)
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import dsa
-from .convnet import seeded_model
+from . import archs
 from .recipe import Recipe
 
 PRECISIONS = ("fp32", "bf16")
@@ -41,6 +41,7 @@ class TrainConfig:
     recipe: Recipe
     epochs: int
     precision: str
+    arch: str = archs.CHALLENGE  # the network: part of what a result is, like the dataset
     device: str = "cpu"
     compile: bool | None = None  # None: compile where it pays (CUDA, or long CPU runs)
     compile_mode: str | None = None  # torch.compile mode; "reduce-overhead" uses CUDA graphs
@@ -94,6 +95,7 @@ class RunResult:
     per_class: tuple[float, ...]  # percent per class, index order
     seconds: float  # wall time of training + testing
     passes: int
+    parameters: int  # of the network trained
 
 
 def should_compile(cfg: TrainConfig, num_images: int) -> bool:
@@ -114,7 +116,8 @@ class _Network:
     _cache: dict[tuple, "_Network"] = {}
 
     def __init__(self, num_classes: int, resolution: int, cfg: TrainConfig, compiled: bool):
-        self.module = seeded_model(num_classes, resolution, seed=0).to(cfg.device)
+        self.arch = cfg.arch
+        self.module = archs.seeded(cfg.arch, num_classes, resolution, seed=0).to(cfg.device)
         self.memory_format = torch.channels_last if self._channels_last(cfg, compiled) else torch.contiguous_format
         self.module = self.module.to(memory_format=self.memory_format)
         self.forward = torch.compile(self.module, mode=cfg.compile_mode, dynamic=False) if compiled else self.module
@@ -127,18 +130,23 @@ class _Network:
 
     @classmethod
     def get(cls, num_classes: int, resolution: int, cfg: TrainConfig, compiled: bool) -> "_Network":
-        key = (num_classes, resolution, cfg.device, compiled, cfg.compile_mode, cfg.channels_last)
+        key = (cfg.arch, num_classes, resolution, cfg.device, compiled, cfg.compile_mode, cfg.channels_last)
         if key not in cls._cache:
             cls._cache[key] = cls(num_classes, resolution, cfg, compiled)
         return cls._cache[key]
 
     def reset(self, num_classes: int, resolution: int, seed: int) -> nn.Module:
-        fresh = seeded_model(num_classes, resolution, seed)
+        """The seed's initial weights (and buffers, e.g. running statistics), in place."""
+        fresh = archs.seeded(self.arch, num_classes, resolution, seed).state_dict()
         with torch.no_grad():
-            for mine, new in zip(self.module.parameters(), fresh.parameters()):
-                mine.copy_(new)
+            for name, value in self.module.state_dict().items():
+                value.copy_(fresh[name])
         self.module.train()
         return self.module
+
+    @property
+    def parameters(self) -> int:
+        return archs.parameter_count(self.module)
 
 
 def _generators(device: str, seed: int) -> tuple[torch.Generator, torch.Generator]:
@@ -182,7 +190,7 @@ def train_and_test(task: Task, cfg: TrainConfig, seed: int,
             on_pass(p + 1, cfg.passes)
     accuracy, per_class = test(model, task, cfg, net.memory_format)
     return RunResult(seed=seed, accuracy=accuracy, per_class=per_class,
-                     seconds=time.perf_counter() - start, passes=cfg.passes)
+                     seconds=time.perf_counter() - start, passes=cfg.passes, parameters=net.parameters)
 
 
 TEST_BATCH = 1024  # only memory depends on it

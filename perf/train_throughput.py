@@ -64,13 +64,14 @@ def measured_peak(device: str, precision: str) -> float:
 
 
 def ours(n_classes: int, res: int, device: str, precision: str, compile_: bool, mode: str | None,
-         passes: int, warmup: int) -> float:
+         passes: int, warmup: int, arch: str = "convnet") -> float:
     """Images/s of evaluator.train over `passes` passes (after `warmup` passes)."""
     n = IPC * n_classes
     x = torch.randn(n, 3, res, res)
     y = torch.arange(n_classes).repeat_interleave(IPC)
     task = Task(x, y, x[:8], y[:8], n_classes)
-    base = dict(recipe=load_protocol().recipe, device=device, precision=precision, compile=compile_, compile_mode=mode)
+    base = dict(recipe=load_protocol().recipe, device=device, precision=precision, compile=compile_, compile_mode=mode,
+                arch=arch)
     train_and_test(task, TrainConfig(epochs=warmup - 1, **base), seed=0)  # compile + warm
     start = time.perf_counter()
     train_and_test(task, TrainConfig(epochs=passes - 1, **base), seed=1)

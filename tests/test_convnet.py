@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from evaluator.convnet import conv_flops_per_image, convnet_d3_w128, seeded_model
+from evaluator.archs import seeded
+from evaluator.convnet import conv_flops_per_image, convnet_d3_w128
 
 
 @pytest.mark.parametrize("res,classes,feat", [(8, 10, 1), (32, 100, 4), (64, 200, 8)])
@@ -26,7 +27,7 @@ def test_resolution_must_divide_by_8():
 
 
 def test_seeded_model_depends_on_seed_only():
-    a, b, c = seeded_model(10, 32, 1), seeded_model(10, 32, 1), seeded_model(10, 32, 2)
+    a, b, c = seeded("convnet", 10, 32, 1), seeded("convnet", 10, 32, 1), seeded("convnet", 10, 32, 2)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not torch.equal(a[0].weight, c[0].weight)
 

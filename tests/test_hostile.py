@@ -115,14 +115,14 @@ def test_a_bad_folder_name_is_skipped_and_the_others_run(project, capsys):
 def test_any_exception_in_one_team_becomes_its_row_and_the_run_goes_on(project, monkeypatch):
     add_team(project, "alpha")
     add_team(project, "beta")
-    real = tracks.RUNNERS["fixed-ipc"]
+    real = tracks.PREPARERS["fixed-ipc"]
 
     def explode(opts, sub, sha, dataset):
         if sub.team == "alpha":
             raise KeyError("something only alpha's files trigger")
         return real(opts, sub, sha, dataset)
 
-    monkeypatch.setitem(tracks.RUNNERS, "fixed-ipc", explode)
+    monkeypatch.setitem(tracks.PREPARERS, "fixed-ipc", explode)
     assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 1
     rows = {r["team"]: r for r in read_results(project)}
     assert rows["alpha"]["status"] == "failed" and "KeyError" in rows["alpha"]["error"]

@@ -12,6 +12,7 @@ def row(team, dataset, acc, track="fixed-ipc", status=Status.OK, standard=True, 
     """A result whose runs are acc + the offsets (sample std 0.5 by default)."""
     base = dict(team=team, method=f"{team} method", track=track, dataset=dataset, status=status, ipc=10, epochs=1000,
                 runs=len(runs), seeds=tuple(range(len(runs))), standard=standard, device="GPU X", precision="fp32",
+                arch="convnet",
                 submission_sha256=f"sha-{team}", protocol_version=CURRENT, protocol_key=f"{team}{dataset}{acc}")
     if status is Status.OK:
         accs = tuple(acc + d for d in runs)
@@ -83,8 +84,8 @@ def test_only_standard_rows_of_the_current_protocol_rank_and_never_displace(root
     t1 = section(board, "Track 1: fixed IPC")
     assert ranked_teams(t1) == ["a"] and "60.00 ± 0.50" in t1 and "99.00" not in t1 and "97.00" not in t1
     apart = section(board, "Non-standard runs")
-    assert "| fixed-ipc | a | digits | 99.00 ± 0.00 | 1 | 10 | 1000 | — | runs=1 |" in apart
-    assert "precision=bf16" in apart and "| o | digits | 97.00" in apart and "protocol=1" in apart
+    assert "| fixed-ipc | a | digits | convnet | 99.00 ± 0.00 | 1 | 10 | 1000 | — | runs=1 |" in apart
+    assert "precision=bf16" in apart and "| o | digits | convnet | 97.00" in apart and "protocol=1" in apart
     assert "| x | digits | invalid | bad thing \\| here |" in section(board, "Rejected or failed")
     assert "| r | 80.00 ± 0.50 (78.76–81.24) | 3 | 124 | 81 |" in section(board, "Reference rows")
     t2 = section(board, "Track 2: generative")
@@ -132,3 +133,22 @@ def test_generated_files_get_the_usual_permissions(root):
     for name in ("results.csv", "LEADERBOARD.md"):
         mode = stat.S_IMODE(os.stat(root / "leaderboard" / name).st_mode)
         assert mode & 0o044 == 0o044, oct(mode)  # readable by group and others (umask 022)
+
+
+def test_cross_architecture_tables_sit_beside_the_ranking_with_the_mean_over_unseen_networks(root):
+    cross = ("resnet18", "vgg11", "alexnet", "vit")
+    rows = [row("a", "digits", 90.0), row("b", "digits", 80.0)]
+    rows += [row("a", "digits", 60.0 + i, arch=arch) for i, arch in enumerate(cross)]  # mean unseen 61.5
+    rows += [row("b", "digits", 70.0, arch="vgg11"), row("r", "digits", 50.0, track="reference", arch="vit")]
+    board = write(root, *rows)
+    t1 = section(board, "Track 1: fixed IPC")
+    assert ranked_teams(t1) == ["a", "b"] and "60.00" not in t1 and "70.00" not in t1  # the ConvNet's score only
+    table = section(board, "Cross-architecture: digits")
+    assert "| track | team | convnet | resnet18 | vgg11 | alexnet | vit | mean unseen |" in table
+    assert "| fixed-ipc | a | 90.00 ± 0.50 (88.76–91.24) | 60.00 ± 0.50" in table and table.count("61.50") == 1
+    assert "| fixed-ipc | b | 80.00 ± 0.50 (78.76–81.24) | — | 70.00 ± 0.50 (68.76–71.24) | — | — | — |" in table
+    assert "| reference | r | — | — | — | — | 50.00" in table
+
+
+def test_no_cross_architecture_table_without_other_networks(root):
+    assert "Cross-architecture" not in write(root, row("a", "digits", 90.0))

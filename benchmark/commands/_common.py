@@ -6,12 +6,18 @@ from it, and every departure makes a result non-standard (named in its row).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from evaluator.train import PRECISIONS
 
+from .. import distributed
+from ..console import info
 from ..options import Options, Overrides, find_root, resolve_device
 from ..protocol import Protocol, load_protocol, load_protocol_file
+from ..scoring import SKIPPED
+from ..tracks import execute
 
 
 def add_root(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +53,10 @@ def add_common(parser: argparse.ArgumentParser, submission: bool = True) -> None
                        help=f"generation budget ({v}: " + ", ".join(f"{d} {b:g} s" for d, b in p.budgets.items()) + ")")
         g.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                        help="run generators without bubblewrap (trusted local runs only)")
+    a = parser.add_argument_group("what to train (each architecture is its own result, not a deviation)")
+    a.add_argument("--arch", action="append", default=None, metavar="NAME",
+                   help=f"network, repeatable: {', '.join(['convnet', *p.cross_archs])}, cross (= "
+                        f"{' '.join(p.cross_archs)}), or timm:<model> (default {p.challenge_arch}, the challenge's)")
     r = parser.add_argument_group("how to run (not a deviation: recorded, must not change results beyond noise)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     r.add_argument("--compile", dest="compile", action="store_true", default=None,
@@ -65,4 +75,26 @@ def options(args: argparse.Namespace) -> Options:
                           budget=getattr(args, "budget", None), sandbox=getattr(args, "sandbox", True),
                           preset=args.preset)
     return Options(protocol=protocol_of(args), overrides=overrides, root=args.root.resolve() if args.root else None,
-                   device=resolve_device(args.device), force=getattr(args, "force", False), compile=args.compile)
+                   device=resolve_device(args.device), force=getattr(args, "force", False), compile=args.compile,
+                   arch_names=tuple(args.arch or ()))
+
+
+def exit_status(outcomes: list) -> int:
+    """1 when any evaluation was invalid or failed; a summary line either way."""
+    failed = [o for o in outcomes if o.failed]
+    if outcomes:
+        done = sum(not o.failed and o.status != SKIPPED for o in outcomes)
+        skipped = sum(o.status == SKIPPED for o in outcomes)
+        info(f"{done} evaluated, {skipped} skipped (already evaluated), {len(failed)} invalid or failed")
+    return 1 if failed else 0
+
+
+def run_tasks(opts: Options, make_tasks: Callable[[Options], list]) -> int:
+    """Evaluate the command's tasks: here, one after the other; or, started by torchrun or
+    accelerate launch, spread over all processes (only the main one records and reports)."""
+    if not distributed.launched():
+        return exit_status(execute(opts, make_tasks(opts)))
+    workers = distributed.Workers.start(opts.device)
+    opts = replace(opts, device=workers.device)
+    outcomes = distributed.execute(opts, make_tasks(opts), workers)
+    return exit_status(outcomes) if workers.is_main else 0

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..baseline import baseline_full, baseline_random
-from ._common import add_common, options
-from .submit import exit_status
+from ..baseline import baseline_tasks
+from ._common import add_common, options, run_tasks
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,5 +20,4 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     opts = options(args)
-    fn = baseline_random if args.kind == "random" else baseline_full
-    return exit_status([fn(opts, d) for d in args.dataset])
+    return run_tasks(opts, lambda o: baseline_tasks(o, args.kind, args.dataset))

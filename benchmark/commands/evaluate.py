@@ -16,13 +16,13 @@ from rich.table import Table
 from evaluator import data as ds
 from evaluator.evaluate import evaluate
 from evaluator.files import load_image_set
-from evaluator.train import Task, should_compile
+from evaluator.train import Task
 
 from ..console import console, info, pass_progress
 from ..errors import UsageError
 from ..options import Options
 from ..results import Result, Status
-from ..scoring import describe
+from ..scoring import describe, summary
 from ._common import add_common, options
 
 
@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--dataset", help="test on this dataset's prepared test split")
     src.add_argument("--test", type=Path, metavar="REFERENCE.pt",
                      help="test on a challenge reference file (dict with images_val, labels_val)")
-    parser.add_argument("--json", action="store_true", help="print the result record as one JSON object on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result record as JSON on stdout (one line per architecture)")
     add_common(parser, submission=False)
     parser.set_defaults(handler=cmd_evaluate)
 
@@ -67,28 +68,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.file}: uint8 images need the dataset's normalisation, and no known dataset has "
                          f"{num_classes} classes at {test_x.shape[-1]} px; save pre-normalised floats")
     x = image_set.normalized(info_.mean, info_.std) if image_set.is_uint8 else image_set.images
-    epochs = opts.protocol.fixed_epochs
-    cfg = opts.train_config(epochs)
     task = Task(x, image_set.labels, test_x, test_y, num_classes)
-    started = time.perf_counter()
-    with pass_progress(f"training {args.file.name}", opts.runs * cfg.passes, enabled=not args.json) as on_pass:
-        ev = evaluate(task, cfg, opts.seeds, on_pass=on_pass)
     counts = image_set.class_counts(num_classes)
-    result = Result(**describe(opts, epochs, team="", method="", track="", dataset=label,
-                               submission_sha256=_file_sha256(args.file)),
-                    status=Status.OK, ipc=int(counts.min()), epochs=cfg.epochs, images=len(image_set.labels),
-                    acc_mean=ev.mean, acc_std=ev.std, acc_ci95=ev.ci95, acc_runs=tuple(ev.accuracies),
-                    acc_per_class=tuple(ev.per_class_mean), class_spread=ev.class_spread,
-                    compiled=should_compile(cfg, len(image_set.labels)), eval_seconds=time.perf_counter() - started)
-    if args.json:
-        print(json.dumps(result.with_text_cleaned().to_json()))
-    else:
-        _print(args.file, result, ev)
+    fields = describe(opts, opts.protocol.fixed_epochs, team="", method="", track="", dataset=label,
+                      submission_sha256=_file_sha256(args.file))
+    for arch in opts.archs:  # one result (one JSON line) per architecture
+        cfg = opts.train_config(opts.protocol.fixed_epochs, arch)
+        started = time.perf_counter()
+        with pass_progress(f"{args.file.name} / {arch}", opts.runs * cfg.passes, enabled=not args.json) as on_pass:
+            ev = evaluate(task, cfg, opts.seeds, on_pass=on_pass)
+        result = Result(**fields, status=Status.OK, ipc=int(counts.min()), images=len(image_set.labels),
+                        eval_seconds=time.perf_counter() - started, **summary(ev, cfg, len(image_set.labels)))
+        if args.json:
+            print(json.dumps(result.with_text_cleaned().to_json()), flush=True)
+        else:
+            _print(args.file, result, ev)
     return 0
 
 
 def _print(file: Path, r: Result, ev) -> None:
-    table = Table(title=f"{file} on {r.dataset}")
+    table = Table(title=f"{file} on {r.dataset}, {r.arch} ({r.parameters:,} parameters)")
     for col in ("run", "seed", "accuracy %", "seconds"):
         table.add_column(col, justify="right")
     for i, run in enumerate(ev.runs):

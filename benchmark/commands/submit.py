@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 
 from ..console import info
-from ..scoring import SKIPPED, Outcome
 from ..submission import TRACKS
-from ..tracks import run_track, submit
-from ._common import add_common, options
+from ..tracks import submission_tasks, track_tasks
+from ._common import add_common, options, run_tasks
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,21 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_run)
 
 
-def exit_status(outcomes: list[Outcome]) -> int:
-    failed = [o for o in outcomes if o.failed]
-    if outcomes:
-        done = sum(not o.failed and o.status != SKIPPED for o in outcomes)
-        skipped = sum(o.status == SKIPPED for o in outcomes)
-        info(f"{done} evaluated, {skipped} skipped (already evaluated), {len(failed)} invalid or failed")
-    return 1 if failed else 0
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
-    return exit_status(submit(options(args), args.team, args.dataset))
+    return run_tasks(options(args), lambda opts: submission_tasks(opts, args.team, args.dataset))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    outcomes = run_track(options(args), args.track, args.team, args.dataset)
-    if not outcomes:
-        info(f"no {args.track} submissions to evaluate")
-    return exit_status(outcomes)
+    def tasks(opts):
+        found = track_tasks(opts, args.track, args.team, args.dataset)
+        if not found:
+            info(f"no {args.track} submissions to evaluate")
+        return found
+
+    return run_tasks(options(args), tasks)
