@@ -24,7 +24,8 @@ from pathlib import Path
 
 from evaluator.data import Dataset
 
-from . import genkit, sandbox
+from . import cgroups, genkit, sandbox
+from .console import warn
 from .errors import SubmissionError, UsageError
 from .results import Status
 from .submission import Submission, unreadable_by_others
@@ -156,7 +157,7 @@ def generate(sub: Submission, ds: Dataset, settings: Settings, workdir: Path) ->
     if settings.sandboxed:
         sandbox.bwrap_binary()
         for problem in sandbox.cleanup_stale():
-            sandbox.warn(problem)
+            warn(problem)
     with sandbox.temp_folder() as tmp:
         gen = _generate_in(Path(tmp), sub, ds, settings, entry)
         kept = Path(workdir) / "shards"
@@ -185,7 +186,7 @@ def _generate_in(folder: Path, sub: Submission, ds: Dataset, settings: Settings,
         if mounted:
             problem = sandbox.unmount_output(space)
             if problem:
-                sandbox.warn(problem)
+                warn(problem)
 
 
 @dataclass(frozen=True)
@@ -250,18 +251,18 @@ class _OutputWatch:
         self.thread.join(timeout=30)
 
 
-def _launch(run: _Run, cgroups: sandbox.Cgroups | None, env: dict[str, str]) -> subprocess.Popen:
+def _launch(run: _Run, groups: cgroups.Cgroups | None, env: dict[str, str]) -> subprocess.Popen:
     settings, limits = run.settings, run.settings.limits
     if not settings.sandboxed:
         return subprocess.Popen(run.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=env, cwd=run.sub.folder, start_new_session=True)
     root = os.geteuid() == 0
-    launch = sandbox.Launch(limits=limits, join=tuple(cgroups.join_files()),
-                            memory_rlimit=not cgroups.caps_memory and not settings.device.startswith("cuda"),
-                            nproc_rlimit=not cgroups.caps_processes, stage=tuple(run.mounts.stage),
+    launch = sandbox.Launch(limits=limits, join=tuple(groups.join_files()),
+                            memory_rlimit=not groups.caps_memory and not settings.device.startswith("cuda"),
+                            nproc_rlimit=not groups.caps_processes, stage=tuple(run.mounts.stage),
                             drop_to=sandbox.SANDBOX_UID if root else None)
-    if not cgroups.caps_memory and settings.device.startswith("cuda"):
-        sandbox.warn("no memory cgroup can be made here (run the harness as root): the generator's memory is not capped")
+    if not groups.caps_memory and settings.device.startswith("cuda"):
+        warn("no memory cgroup can be made here (run the harness as root): the generator's memory is not capped")
     cmd = sandbox.bwrap_command(run.argv(), run.mounts, env, settings.device, limits)
     try:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -272,14 +273,14 @@ def _launch(run: _Run, cgroups: sandbox.Cgroups | None, env: dict[str, str]) -> 
 
 def _watch(run: _Run) -> Generation:
     """Spawn against the clock; wait until exit or deadline; kill the tree; read what counts."""
-    cgroups = sandbox.Cgroups(run.settings.limits) if run.settings.sandboxed else None
+    groups = cgroups.Cgroups(run.settings.limits) if run.settings.sandboxed else None
     start = time.time()
     deadline = start + run.settings.budget
     try:
-        proc = _launch(run, cgroups, run.env(start))
+        proc = _launch(run, groups, run.env(start))
 
         def kill() -> None:
-            _kill(proc, cgroups)
+            _kill(proc, groups)
 
         tail, watch = _Tail(proc.stdout), _OutputWatch(run, kill)
         timed_out = False
@@ -297,18 +298,18 @@ def _watch(run: _Run) -> Generation:
         shards, late = _complete_shards(run.out, ended)
         return Generation(shards=shards, seconds=ended - start, timed_out=timed_out and not watch.exceeded,
                           returncode=proc.returncode, log_tail=tail.text(), output_exceeded=watch.exceeded,
-                          memory_exceeded=bool(cgroups and cgroups.oom_kills()), late_shards=late)
+                          memory_exceeded=bool(groups and groups.oom_kills()), late_shards=late)
     finally:
-        if cgroups is not None:
-            cgroups.close()
+        if groups is not None:
+            groups.close()
 
 
-def _kill(proc: subprocess.Popen, cgroups: sandbox.Cgroups | None) -> None:
+def _kill(proc: subprocess.Popen, groups: cgroups.Cgroups | None) -> None:
     """The whole tree: bwrap's process group, the PID namespace with it, and the cgroups."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    if cgroups is not None:
-        cgroups.kill()
+    if groups is not None:
+        groups.kill()
     proc.wait()

@@ -23,20 +23,18 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import itertools
 import os
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .console import warn
+from . import cgroups
+from .cgroups import PREFIX
 from .errors import UsageError
 
 SANDBOX_UID = 65534  # "nobody": the uid inside, and outside when the harness is root
@@ -45,11 +43,8 @@ ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "loca
 SYS_CPU = ("/sys/devices/system/cpu", "/sys/devices/system/node")  # thread counts, NUMA
 SYS_CUDA = ("/sys/devices", "/sys/bus", "/sys/class", "/sys/module")  # PCI topology, driver version
 INSTALL_HINT = "install it with: sudo apt-get install -y bubblewrap (or run trusted generators with --no-sandbox)"
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-PREFIX = "ddbench-"  # cgroups ddbench-<harness pid>-<n>; temp folders ddbench-gen-<harness pid>-…
-TEMP_PREFIX = f"{PREFIX}gen-"
+TEMP_PREFIX = f"{PREFIX}gen-"  # temp folders ddbench-gen-<harness pid>-…
 OUTPUT_FS = "ddbench-out"  # the source name of output tmpfs mounts
-_serial = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -74,124 +69,6 @@ def temp_folder() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
 
 
-# -- cgroups ---------------------------------------------------------------------------------------
-
-def _hierarchies() -> dict[str, Path]:
-    """Where to make cgroups per controller: cgroup v2's unified tree, or v1's pids/ and memory/."""
-    if (CGROUP_ROOT / "cgroup.controllers").exists():
-        return {"pids": CGROUP_ROOT, "memory": CGROUP_ROOT}
-    return {c: CGROUP_ROOT / c for c in ("pids", "memory") if (CGROUP_ROOT / c / "cgroup.procs").exists()}
-
-
-def _write(path: Path, value: str) -> bool:
-    try:
-        path.write_text(value)
-        return True
-    except OSError:
-        return False
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
-
-
-class Cgroups:
-    """The generator's cgroups (root only): the task and memory caps, killing, and clean-up."""
-
-    def __init__(self, limits: Limits):
-        self.paths: dict[str, Path] = {}
-        if os.geteuid() != 0:
-            return
-        name = f"{PREFIX}{os.getpid()}-{next(_serial)}"
-        for controller, parent in _hierarchies().items():
-            path = parent / name
-            try:
-                path.mkdir(exist_ok=True)
-            except OSError:
-                continue
-            if self._limit(controller, path, limits):
-                self.paths[controller] = path
-            elif path not in self.paths.values():
-                _remove(path)
-
-    @staticmethod
-    def _limit(controller: str, path: Path, limits: Limits) -> bool:
-        if controller == "pids":
-            return _write(path / "pids.max", str(limits.max_processes))
-        if (path / "memory.max").exists():  # v2; no swap, so the cap is real memory
-            return _write(path / "memory.max", str(limits.max_memory_bytes)) and \
-                (_write(path / "memory.swap.max", "0") or not (path / "memory.swap.max").exists())
-        ok = _write(path / "memory.limit_in_bytes", str(limits.max_memory_bytes))
-        if (path / "memory.memsw.limit_in_bytes").exists():  # v1 with swap accounting
-            ok = ok and _write(path / "memory.memsw.limit_in_bytes", str(limits.max_memory_bytes))
-        return ok
-
-    @property
-    def caps_memory(self) -> bool:
-        return "memory" in self.paths
-
-    @property
-    def caps_processes(self) -> bool:
-        return "pids" in self.paths
-
-    def join_files(self) -> list[str]:
-        return sorted({str(p / "cgroup.procs") for p in self.paths.values()})
-
-    def oom_kills(self) -> int:
-        """How many processes the kernel killed for crossing the memory cap."""
-        path = self.paths.get("memory")
-        if path is None:
-            return 0
-        text = _read(path / "memory.events") or _read(path / "memory.oom_control")
-        match = re.search(r"^oom_kill (\d+)", text, re.M)
-        return int(match.group(1)) if match else 0
-
-    def kill(self) -> None:
-        for path in self.paths.values():
-            _kill_members(path)
-
-    def close(self) -> None:
-        """Kill whatever is left, then remove the cgroups; a failure is reported, not ignored."""
-        for path in dict.fromkeys(self.paths.values()):
-            problem = _remove(path)
-            if problem:
-                warn(problem)
-        self.paths = {}
-
-
-def _kill_members(path: Path, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        pids = [int(p) for p in _read(path / "cgroup.procs").split()]
-        if not pids:
-            return True
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
-    return False
-
-
-def _remove(path: Path) -> str | None:
-    """Kill a cgroup's members and remove it; returns a problem, or None."""
-    if not _kill_members(path):
-        return f"cgroup {path}: processes survived SIGKILL for 10 s; remove it by hand (rmdir) when they are gone"
-    for _ in range(100):  # the kernel releases a cgroup shortly after its last task exits
-        try:
-            path.rmdir()
-            return None
-        except FileNotFoundError:
-            return None
-        except OSError:
-            time.sleep(0.05)
-    return f"cgroup {path}: could not be removed; remove it by hand (rmdir {path})"
-
-
 # -- what a killed harness left behind ------------------------------------------------------------
 
 def _dead(pid: int) -> bool:
@@ -213,13 +90,13 @@ def cleanup_stale() -> list[str]:
     """Remove the cgroups, output mounts and temp folders of harness processes that are gone.
     Returns what could not be removed (each line says how to remove it by hand)."""
     problems = []
-    for parent in dict.fromkeys(_hierarchies().values()):
+    for parent in dict.fromkeys(cgroups.hierarchies().values()):
         for path in parent.glob(f"{PREFIX}*"):
             owner = _owner(path.name, PREFIX)
             if path.is_dir() and owner is not None and _dead(owner):
-                problems += [p for p in [_remove(path)] if p]
+                problems += [p for p in [cgroups.remove(path)] if p]
     temp = Path(tempfile.gettempdir())
-    for line in _read(Path("/proc/self/mounts")).splitlines():
+    for line in cgroups.read_text(Path("/proc/self/mounts")).splitlines():
         fields = line.split()
         if len(fields) > 1 and fields[0] == OUTPUT_FS:
             point = fields[1].encode().decode("unicode_escape")

@@ -12,7 +12,7 @@ import types
 import pytest
 from accelerate import PartialState
 
-from benchmark import distributed, results, runstate
+from benchmark import distributed, runstate
 from benchmark.options import Options, Overrides
 from benchmark.protocol import load_protocol
 from benchmark.tracks import submission_tasks

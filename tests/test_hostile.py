@@ -2,7 +2,6 @@
 files and a damaged results.csv, each through the real command line."""
 import io
 import json
-import os
 import struct
 import zipfile
 
@@ -11,7 +10,7 @@ import torch
 
 from benchmark import tracks
 from benchmark.cli import main
-from conftest import EXAMPLE, add_generator, add_team, read_results
+from conftest import add_generator, add_team, read_results
 
 QUICK = ["--preset", "quick", "--device", "cpu"]
 

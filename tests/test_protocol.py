@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmark import protocol as proto
-from benchmark import sandbox, tracks
+from benchmark import cgroups, tracks
 from benchmark.cli import build_parser
 from benchmark.commands._common import options
 from benchmark.errors import UsageError
@@ -185,8 +185,8 @@ time.sleep(100)
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 def test_generation_values_reach_the_generator_and_the_sandbox(project, monkeypatch):
     caps = []
-    real_cgroups = sandbox.Cgroups
-    monkeypatch.setattr(sandbox, "Cgroups", lambda limits: caps.append(limits) or real_cgroups(limits))
+    real_cgroups = cgroups.Cgroups
+    monkeypatch.setattr(cgroups, "Cgroups", lambda limits: caps.append(limits) or real_cgroups(limits))
     add_generator(project, "gen", GENERATOR_CHECKS)
     p = dataclasses.replace(P, budgets={"digits": 6.0}, max_ipc=2, ipc_epochs=IpcEpochTable(rows=((1, 6),), cap=6),
                             sandbox_limits=dataclasses.replace(P.sandbox_limits, max_processes=77, max_open_files=99,

@@ -289,7 +289,7 @@ def test_a_killed_harness_leaves_nothing_the_next_start_does_not_clean(project):
     import sys
     import time
 
-    from benchmark import sandbox
+    from benchmark import cgroups, sandbox
 
     if os.geteuid() != 0:
         pytest.skip("cgroups and output mounts need root")
@@ -304,10 +304,10 @@ def test_a_killed_harness_leaves_nothing_the_next_start_does_not_clean(project):
     time.sleep(1)
     os.kill(proc.pid, signal.SIGKILL)  # the harness only: its sandbox dies with it (bwrap --die-with-parent)
     proc.wait()
-    left = [p for p in sandbox._hierarchies().values() for p in p.glob(f"{pattern}*")]
+    left = [p for p in cgroups.hierarchies().values() for p in p.glob(f"{pattern}*")]
     assert left and pattern.replace(sandbox.PREFIX, sandbox.TEMP_PREFIX) in open("/proc/mounts").read()
     assert sandbox.cleanup_stale() == []
-    assert not [p for p in sandbox._hierarchies().values() for p in p.glob(f"{pattern}*")]
+    assert not [p for p in cgroups.hierarchies().values() for p in p.glob(f"{pattern}*")]
     assert pattern.replace(sandbox.PREFIX, sandbox.TEMP_PREFIX) not in open("/proc/mounts").read()
     import tempfile
     from pathlib import Path

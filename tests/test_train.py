@@ -7,7 +7,7 @@ import torch
 from evaluator import train as tr
 from evaluator.data import load_dataset
 from evaluator.evaluate import evaluate
-from evaluator.train import Task, TrainConfig, learning_rate, train_and_test
+from evaluator.train import Task, learning_rate, train_and_test
 
 from conftest import train_config
 
