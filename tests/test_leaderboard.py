@@ -152,3 +152,12 @@ def test_cross_architecture_tables_sit_beside_the_ranking_with_the_mean_over_uns
 
 def test_no_cross_architecture_table_without_other_networks(root):
     assert "Cross-architecture" not in write(root, row("a", "digits", 90.0))
+
+
+def test_the_committed_leaderboard_is_what_the_harness_writes_from_the_committed_results():
+    """A fresh clone appends to leaderboard/results.csv: its header must be this version's."""
+    from conftest import ROOT
+
+    assert (ROOT / "leaderboard" / "results.csv").read_text().splitlines()[0].split(",") == list(results.COLUMNS)
+    rows = results.read_results(ROOT)
+    assert not rows or all(r.protocol_version for r in rows)
