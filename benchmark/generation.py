@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from evaluator.data import Dataset
 
@@ -55,6 +56,9 @@ class Generation:
     output_exceeded: bool = False
     memory_exceeded: bool = False
     late_shards: int = 0  # completed after the deadline: not counted
+    odd_shards: tuple[str, ...] = ()  # hard links or sparse files: refused
+    collected: object = None  # what `consume` made of the shards
+    shard_error: str = ""  # why `consume` refused them
 
     @property
     def crashed(self) -> bool:
@@ -69,6 +73,11 @@ class Generation:
             return Status.FAILED, f"output folder exceeded the cap of {limits.max_output_bytes >> 20} MiB; stopped"
         if self.crashed:
             return Status.FAILED, f"generator exited with status {self.returncode}: {self.log_tail or 'no output'}"
+        if self.shard_error:
+            return Status.INVALID, self.shard_error
+        if self.odd_shards:
+            return Status.INVALID, (f"{self.odd_shards[0]} is a hard link or a sparse file ({len(self.odd_shards)} such); "
+                                    f"write every shard as a file of its own, e.g. with genkit.ShardWriter")
         if not self.shards:
             if self.timed_out:
                 return Status.TIMEOUT, f"no shard completed within the {budget:g} s budget"
@@ -130,24 +139,33 @@ def _output_bytes(folder: Path) -> int:
     return total
 
 
-def _complete_shards(out: Path, deadline: float) -> tuple[tuple[Path, ...], int]:
-    """Shards renamed into place before the deadline (their inode change time), and how many
-    came later. Only regular files named shard-NNNNN.safetensors at the top of --out count."""
-    kept, late = [], 0
+def _complete_shards(out: Path, deadline: float, on_tmpfs: bool) -> tuple[tuple[Path, ...], int, tuple[str, ...]]:
+    """Shards renamed into place before the deadline (their inode change time), how many came
+    later, and the names of those that are not plain files of their own: a hard link, or on the
+    harness's own tmpfs a sparse file (a few bytes of output claiming gigabytes; elsewhere a
+    compressing file system also shows fewer blocks than bytes, so holes are not judged there).
+    Only regular files named shard-NNNNN.safetensors at the top of --out count."""
+    kept, late, odd = [], 0, []
     with os.scandir(out) as entries:
         for entry in entries:
-            if not genkit.SHARD_PATTERN.match(entry.name) or not entry.is_file(follow_symlinks=False):
+            if not genkit.SHARD_PATTERN.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
                 continue
-            if entry.stat(follow_symlinks=False).st_ctime <= deadline:
-                kept.append(Path(entry.path))
-            else:
+            st = entry.stat(follow_symlinks=False)
+            if st.st_ctime > deadline:
                 late += 1
-    return tuple(sorted(kept)), late
+            elif st.st_nlink != 1 or (on_tmpfs and st.st_blocks * 512 < st.st_size):
+                odd.append(entry.name)
+            else:
+                kept.append(Path(entry.path))
+    return tuple(sorted(kept)), late, tuple(sorted(odd))
 
 
-def generate(sub: Submission, ds: Dataset, settings: Settings, workdir: Path) -> Generation:
-    """Run the submission's entrypoint for one dataset; the shards that count end up in workdir.
-    The run's own folders live in a fresh temp folder that the unprivileged sandbox can reach."""
+def generate(sub: Submission, ds: Dataset, settings: Settings,
+             consume: Callable[[tuple[Path, ...]], object] | None = None) -> Generation:
+    """Run the submission's entrypoint for one dataset. `consume` reads the shards that count
+    where they are, before the output folder goes away; what it returns is `Generation.collected`
+    (it is not called when the generation has a problem). The run's folders live in a fresh temp
+    folder that the unprivileged sandbox can reach."""
     entry = entrypoint_path(sub)
     if settings.sandboxed and os.geteuid() == 0:  # the sandbox user must be able to read the folder
         hidden = unreadable_by_others(sub.folder)
@@ -159,13 +177,11 @@ def generate(sub: Submission, ds: Dataset, settings: Settings, workdir: Path) ->
         for problem in sandbox.cleanup_stale():
             warn(problem)
     with sandbox.temp_folder() as tmp:
-        gen = _generate_in(Path(tmp), sub, ds, settings, entry)
-        kept = Path(workdir) / "shards"
-        kept.mkdir(parents=True)
-        return replace(gen, shards=tuple(Path(shutil.move(str(p), kept / p.name)) for p in gen.shards))
+        return _generate_in(Path(tmp), sub, ds, settings, entry, consume)
 
 
-def _generate_in(folder: Path, sub: Submission, ds: Dataset, settings: Settings, entry: Path) -> Generation:
+def _generate_in(folder: Path, sub: Submission, ds: Dataset, settings: Settings, entry: Path,
+                 consume: Callable[[tuple[Path, ...]], object] | None) -> Generation:
     root = os.geteuid() == 0
     folder.chmod(0o711)  # the unprivileged sandbox must reach the folders inside
     bench = _bench_dir(folder, ds.classes)
@@ -179,9 +195,12 @@ def _generate_in(folder: Path, sub: Submission, ds: Dataset, settings: Settings,
             os.chown(out, sandbox.SANDBOX_UID, sandbox.SANDBOX_UID)
         staging = folder / "stage" if settings.sandboxed and root else None
         gen = _watch(_Run(sub, ds, settings, entry, sandbox.plan_mounts(sub.folder, out, bench, staging), mounted))
-        safe = folder / "counted"  # off the output tmpfs, which goes away below
-        safe.mkdir()
-        return replace(gen, shards=tuple(Path(shutil.move(str(p), safe / p.name)) for p in gen.shards))
+        if consume is not None and gen.problem(settings.budget, settings.limits) is None:
+            try:
+                gen = replace(gen, collected=consume(gen.shards))  # read in place: nothing is copied
+            except SubmissionError as exc:  # a shard breaks the rules
+                gen = replace(gen, shard_error=str(exc))
+        return gen
     finally:
         if mounted:
             problem = sandbox.unmount_output(space)
@@ -295,10 +314,10 @@ def _watch(run: _Run) -> Generation:
             ended = min(time.time(), deadline)
             kill()  # the whole tree, also what a finished generator left running
             watch.close()
-        shards, late = _complete_shards(run.out, ended)
+        shards, late, odd = _complete_shards(run.out, ended, run.output_on_tmpfs)
         return Generation(shards=shards, seconds=ended - start, timed_out=timed_out and not watch.exceeded,
                           returncode=proc.returncode, log_tail=tail.text(), output_exceeded=watch.exceeded,
-                          memory_exceeded=bool(groups and groups.oom_kills()), late_shards=late)
+                          memory_exceeded=bool(groups and groups.oom_kills()), late_shards=late, odd_shards=odd)
     finally:
         if groups is not None:
             groups.close()

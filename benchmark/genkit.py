@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 SHARD_NAME = "shard-{:05d}.safetensors"
-SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.safetensors$")
+SHARD_PATTERN = re.compile(r"shard-(\d{5})\.safetensors")  # use fullmatch: `$` would allow a final newline
 
 
 def parse_args(argv: list[str] | None = None,
@@ -66,7 +66,7 @@ class ShardWriter:
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.resolution = resolution
-        taken = [int(m.group(1)) for p in self.out.iterdir() if (m := SHARD_PATTERN.match(p.name))]
+        taken = [int(m.group(1)) for p in self.out.iterdir() if (m := SHARD_PATTERN.fullmatch(p.name))]
         self.index = max(taken, default=-1) + 1
         self.images_written = 0
 

@@ -26,7 +26,7 @@ from filelock import FileLock
 from evaluator.atomic import atomic_write_text
 
 from .errors import UsageError
-from .text import plain
+from .text import defused, plain
 
 LOCK_TIMEOUT = 600  # seconds a writer waits for another
 TEXT_LIMITS = {"method": 200, "error": 300, "nonstandard": 200}  # longest text stored per column
@@ -85,8 +85,9 @@ class Result:
 
     def with_text_cleaned(self) -> "Result":
         """Every text field one bounded line without control characters (what the CSV stores)."""
-        return replace(self, **{f.name: plain(getattr(self, f.name), TEXT_LIMITS.get(f.name, DEFAULT_TEXT_LIMIT))
-                                for f in fields(self) if f.type == "str"})
+        clean = {f.name: plain(getattr(self, f.name), TEXT_LIMITS.get(f.name, DEFAULT_TEXT_LIMIT))
+                 for f in fields(self) if f.type == "str"}
+        return replace(self, **{**clean, "method": defused(clean["method"])})
 
 
 COLUMNS = tuple(f.name for f in fields(Result))

@@ -24,7 +24,7 @@ from .text import plain
 TRACKS = ("fixed-ipc", "generative")
 SPEC_FILE = "submission.yaml"
 DATA_SUFFIXES = (".pt", ".pth", ".safetensors")
-TEAM_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TEAM_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # use fullmatch: `$` would allow a final newline
 REQUIRED = {"team": str, "method": str, "track": str, "datasets": list}
 OPTIONAL = {"contact": str, "paper": str, "notes": str, "entrypoint": str, "args": list}
 GENERATIVE_ONLY = ("entrypoint", "args")
@@ -79,6 +79,9 @@ def parse_spec(folder: Path) -> Submission:
         raise _bad(path, f"invalid YAML{at} ({getattr(exc, 'problem', None) or 'syntax error'}); fix the syntax") from None
     except UnicodeDecodeError:
         raise _bad(path, "not UTF-8 text; save it as UTF-8") from None
+    except (ValueError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
+        # valid YAML syntax, impossible value: a date like 2024-02-30, `!!float abc`, deep nesting
+        raise _bad(path, f"a value YAML cannot read ({type(exc).__name__}: {plain(exc, 80)}); quote it as text") from None
     if not isinstance(spec, dict):
         raise _bad(path, "must be a mapping of keys (team: ..., method: ..., ...)")
     for key in spec:
@@ -114,7 +117,7 @@ def parse_spec(folder: Path) -> Submission:
     args = spec.get("args", [])
     if not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args):
         raise _bad(path, "key 'args' must be a list of strings or numbers")
-    if len(args) > MAX_ARGS or any(len(str(a)) > MAX_ARG_CHARS or "\0" in str(a) for a in args):
+    if len(args) > MAX_ARGS or any(_too_long(a) for a in args):
         raise _bad(path, f"key 'args': at most {MAX_ARGS} arguments of at most {MAX_ARG_CHARS} characters each")
     return Submission(
         folder=folder, team=spec["team"], method=spec["method"], track=spec["track"], datasets=tuple(datasets),
@@ -123,8 +126,17 @@ def parse_spec(folder: Path) -> Submission:
     )
 
 
+def _too_long(arg: object) -> bool:
+    """An argument over the length limit (a huge YAML integer cannot even become text)."""
+    try:
+        text = str(arg)
+    except ValueError:
+        return True
+    return len(text) > MAX_ARG_CHARS or "\0" in text
+
+
 def submission_folder(root: Path, team: str) -> Path:
-    if not TEAM_PATTERN.match(team):
+    if not TEAM_PATTERN.fullmatch(team):
         raise UsageError(f"team '{team}': use letters, digits, '_', '-', '.' (a folder name under submissions/)")
     folder = root / "submissions" / team
     if not folder.is_dir():
@@ -155,6 +167,8 @@ def file_hashes(folder: Path) -> dict[str, str]:
         for name in [*dirnames, *sorted(filenames)]:
             path = Path(dirpath) / name
             rel = path.relative_to(folder).as_posix()
+            if not _utf8(rel):
+                raise SubmissionError(f"{plain(folder / rel, 200)}: the file name is not UTF-8 text; rename it")
             mode = path.lstat().st_mode
             if stat.S_ISLNK(mode):
                 raise SubmissionError(f"{folder}/{rel}: a symbolic link; submission folders hold regular files only: "
@@ -163,12 +177,31 @@ def file_hashes(folder: Path) -> dict[str, str]:
                 continue
             if not stat.S_ISREG(mode):
                 raise SubmissionError(f"{folder}/{rel}: not a regular file (a device, pipe or socket); remove it")
-            digest = hashlib.sha256()
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            hashes[rel] = digest.hexdigest()
+            hashes[rel] = _file_digest(path)
     return hashes
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # undecodable bytes, kept by the file system encoding as surrogates
+        return False
+
+
+_DIGESTS: dict[tuple, str] = {}  # (path, device, inode, size, mtime): sha256 — each file hashed once per process
+
+
+def _file_digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def _raise(exc: OSError) -> None:
@@ -194,7 +227,7 @@ def current_hashes(root: Path) -> dict[str, str]:
     for team in discover(root):
         try:
             hashes[team] = combined_hash(file_hashes(root / "submissions" / team))
-        except (SubmissionError, OSError):
+        except Exception:  # noqa: BLE001 — one team's odd folder must not break the page for everyone
             hashes[team] = ""
     return hashes
 

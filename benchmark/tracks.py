@@ -8,7 +8,6 @@ scores one task after the other. Whatever goes wrong with one task ends as its o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Union
 
 from evaluator.data import load_dataset
@@ -118,22 +117,19 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
             info(outcome.message)
         return previous
     info(f"{sub.team}/{dataset}: generating ({budget:g} s budget{'' if opts.sandbox else ', NO SANDBOX'})")
-    with sandbox.temp_folder() as workdir:
-        settings = generation.Settings(device=opts.device, seed=opts.seeds[0], budget=budget,
-                                       limits=protocol.sandbox_limits, sandboxed=opts.sandbox)
-        try:
-            gen = generation.generate(sub, ds, settings, Path(workdir))
-        except SubmissionError as exc:  # entrypoint missing, files the sandbox cannot read
-            return Rejection(fields, Status.INVALID, str(exc))
-        fields["gen_seconds"] = gen.seconds
-        problem = gen.problem(budget, protocol.sandbox_limits)
-        if problem is not None:
-            return Rejection(fields, *problem)
-        try:
-            per_image = 3 * ds.info.resolution ** 2  # the fewest bytes a shard can store an image in
-            images = shards.collect(gen.shards, ds, protocol.max_ipc, protocol.sandbox_limits.max_output_bytes // per_image)
-        except SubmissionError as exc:
-            return Rejection(fields, Status.INVALID, str(exc))
+    settings = generation.Settings(device=opts.device, seed=opts.seeds[0], budget=budget,
+                                   limits=protocol.sandbox_limits, sandboxed=opts.sandbox)
+    per_image = 3 * ds.info.resolution ** 2  # the fewest bytes a shard can store an image in
+    max_images = protocol.sandbox_limits.max_output_bytes // per_image
+    try:
+        gen = generation.generate(sub, ds, settings, lambda found: shards.collect(found, ds, protocol.max_ipc, max_images))
+    except SubmissionError as exc:  # entrypoint missing, files the sandbox cannot read
+        return Rejection(fields, Status.INVALID, str(exc))
+    fields["gen_seconds"] = gen.seconds
+    problem = gen.problem(budget, protocol.sandbox_limits)
+    if problem is not None:
+        return Rejection(fields, *problem)
+    images = gen.collected
     if gen.timed_out:
         info(f"{sub.team}/{dataset}: stopped at the deadline; scoring the {len(gen.shards)} shards completed before it")
     if images.dropped:
@@ -184,7 +180,7 @@ def track_tasks(opts: Options, track: str, teams: list[str] | None, datasets: li
     """Every submission of a track (or the teams named), on the datasets each enters."""
     tasks: list[Task] = []
     for team in teams or discover(opts.project):
-        if not teams and not TEAM_PATTERN.match(team):
+        if not teams and not TEAM_PATTERN.fullmatch(team):
             warn(f"skipping submissions/{team}: not a team name (letters, digits, '_', '-', '.'); rename the folder")
             continue
         folder = submission_folder(opts.project, team)

@@ -2,6 +2,7 @@
 files and a damaged results.csv, each through the real command line."""
 import io
 import json
+import os
 import struct
 import zipfile
 
@@ -214,3 +215,73 @@ def test_a_damaged_file_is_refused_with_its_line_and_never_appended_to(project, 
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err and "move the file aside" in err or "move it aside" in err
     assert path.read_text() == before
+
+
+# -- found by a hostile review ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra", ["notes: 2024-02-30\n", "notes: !!float abc\n", "contact: 2001-13-45\n",
+                                   "notes: " + "[" * 20000 + "\n"])
+def test_yaml_values_python_cannot_build_are_a_status_row_and_the_run_goes_on(project, extra):
+    add_team(project, "alice")
+    add_team(project, "bob", spec=spec("bob", extra=extra))
+    assert main(["submit", "bob", "--root", str(project), *QUICK]) == 1
+    [row] = read_results(project)
+    assert row["status"] == "invalid" and "submission.yaml" in row["error"]
+    assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 0
+    assert [r["team"] for r in read_results(project)] == ["bob", "alice"]
+
+
+def test_a_huge_yaml_integer_argument_is_refused(project):
+    add_generator(project, "big", "write_valid_shard(args)\n", args=["--x"])
+    spec_path = project / "submissions" / "big" / "submission.yaml"
+    spec_path.write_text(spec_path.read_text().replace("- --x", "- " + "9" * 5000))  # int() refuses 4300+ digits
+    assert main(["submit", "big", "--root", str(project), *QUICK]) == 1
+    assert "a value YAML cannot read" in read_results(project)[0]["error"]
+
+
+def test_lone_surrogates_and_invisible_characters_never_reach_a_file(project):
+    add_team(project, "sur")
+    (project / "submissions" / "sur" / "submission.yaml").write_text(
+        'team: sur\nmethod: "=x\\ud800y\\u2060z\\U000e0041w"\ntrack: fixed-ipc\ndatasets: [digits]\n')
+    add_team(project, "after")
+    assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 0
+    rows = {r["team"]: r for r in read_results(project)}
+    assert rows["sur"]["status"] == "ok" and rows["sur"]["method"] == "'=x y z w" and rows["after"]["status"] == "ok"
+
+
+def test_a_file_name_that_is_not_utf8_spoils_only_its_own_team(project):
+    add_team(project, "odd")
+    with open(os.path.join(bytes(project / "submissions" / "odd"), b"\xff.txt"), "wb") as f:
+        f.write(b"x")
+    add_team(project, "innocent")
+    assert main(["submit", "innocent", "--root", str(project), *QUICK]) == 0
+    assert main(["leaderboard", "--root", str(project)]) == 0
+    assert main(["submit", "odd", "--root", str(project), *QUICK]) == 1
+    rows = read_results(project)
+    assert [(r["team"], r["status"]) for r in rows] == [("innocent", "ok"), ("odd", "invalid")]
+    assert "not UTF-8" in rows[1]["error"]
+
+
+def test_a_folder_name_with_a_final_newline_cannot_pass_for_another_team(project, capsys):
+    add_team(project, "alice")
+    add_team(project, "alice\n", spec=spec("alice\n"))
+    assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 0
+    assert [r["team"] for r in read_results(project)] == ["alice"]
+    assert "not a team name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("trick", ["hard link", "sparse", "newline name"])
+def test_shards_that_are_not_files_of_their_own_are_refused_without_copying(project, trick):
+    body = {"hard link": "p = write_valid_shard(args)\nfor i in range(1, 50):\n"
+                         "    os.link(p, os.path.join(args.out, f'shard-{i:05d}.safetensors'))\n",
+            "sparse": "write_valid_shard(args)\nwith open(os.path.join(args.out, 'shard-00001.safetensors'), 'wb') as f:\n"
+                      "    f.truncate(1 << 32)  # 4 GiB claimed, nothing stored\n",
+            "newline name": "write_valid_shard(args)\nopen(os.path.join(args.out, 'shard-00005.safetensors\\n'), 'wb')"
+                            ".write(b'junk')\n"}[trick]
+    add_generator(project, "trick", body)
+    code = main(["submit", "trick", "--root", str(project), *QUICK])
+    [row] = read_results(project)
+    if trick == "newline name":  # not a shard name: ignored, the real shard counts
+        assert code == 0 and row["status"] == "ok" and row["images_generated"] == "20"
+    else:
+        assert code == 1 and row["status"] == "invalid" and "hard link or a sparse file" in row["error"]

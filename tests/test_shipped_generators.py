@@ -31,11 +31,10 @@ def run_generator(project, folder, args=None, budget=60):
     if args is not None:
         sub = dataclasses.replace(sub, args=tuple(args))
     ds = load_dataset("digits", project / "datasets")
-    work = project / "work"
-    work.mkdir()
-    gen = generation.generate(sub, ds, generation.Settings("cpu", 0, budget, load_protocol().sandbox_limits), work)
-    assert gen.returncode == 0 and gen.shards, gen.log_tail
-    return gen, shards.collect(gen.shards, ds, load_protocol().max_ipc, 10**6)
+    settings = generation.Settings("cpu", 0, budget, load_protocol().sandbox_limits)
+    gen = generation.generate(sub, ds, settings, lambda found: shards.collect(found, ds, load_protocol().max_ipc, 10**6))
+    assert gen.returncode == 0 and gen.shards and gen.collected is not None, gen.log_tail
+    return gen, gen.collected
 
 
 @pytest.mark.parametrize("team,args,ipc", [

@@ -17,3 +17,9 @@ def test_markdown_cells_cannot_make_html_links_emphasis_code_or_new_cells():
 
 def test_host_paths_become_relative(tmp_path):
     assert relative_paths(f"{tmp_path}/submissions/a/x.pt: bad", tmp_path) == "submissions/a/x.pt: bad"
+
+
+def test_no_autolinks_and_no_invisible_characters():
+    cell = markdown_cell("https://evil.example/login www.evil.example x@evil.example")
+    assert "https://" not in cell and "www." not in cell and "x@" not in cell
+    assert plain("a\u2060b\u061cc\u00add\U000e0041e\u3164f\ud800g") == "a b c d e f g"
