@@ -192,15 +192,20 @@ def _utf8(name: str) -> bool:
 _DIGESTS: dict[tuple, str] = {}  # (path, device, inode, size, mtime): sha256 — each file hashed once per process
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's contents, read in blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _file_digest(path: Path) -> str:
     st = path.stat()
     key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
+        _DIGESTS[key] = file_sha256(path)
     return _DIGESTS[key]
 
 

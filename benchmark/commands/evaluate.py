@@ -6,7 +6,6 @@ IPC; the result is the same record a leaderboard row holds (`--json` prints it).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..errors import UsageError
 from ..options import Options
 from ..results import Result, Status
 from ..scoring import describe, summary
+from ..submission import file_sha256
 from ._common import add_common, options
 
 
@@ -52,14 +52,6 @@ def _test_set(args: argparse.Namespace, opts: Options):
     return images, labels, int(labels.max()) + 1, ds.match_reference(images, labels), f"reference:{args.test.name}"
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     opts = options(args)
     test_x, test_y, num_classes, info_, label = _test_set(args, opts)
@@ -71,7 +63,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     task = Task(x, image_set.labels, test_x, test_y, num_classes)
     counts = image_set.class_counts(num_classes)
     fields = describe(opts, opts.protocol.fixed_epochs, team="", method="", track="", dataset=label,
-                      submission_sha256=_file_sha256(args.file))
+                      submission_sha256=file_sha256(args.file))
     for arch in opts.archs:  # one result (one JSON line) per architecture
         cfg = opts.train_config(opts.protocol.fixed_epochs, arch)
         started = time.perf_counter()
