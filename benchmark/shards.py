@@ -1,9 +1,10 @@
 """A generator's shards become one image set: IPC = the smallest per-class count.
 
 Each shard's table of contents is checked first (uint8 N x 3 x R x R images, one integer label
-per image), then only the labels are read; the images kept — the first `IPC` of every class in
-write order, IPC capped at the protocol's max_ipc — are the only image data ever read, so memory
-follows the accepted set, not what the generator wrote.
+per image; a shard of N = 0 passes the same checks, then counts as no images), then only the
+labels are read; the images kept — the first `IPC` of every class in write order, IPC capped at
+the protocol's max_ipc — are the only image data ever read, so memory follows the accepted set,
+not what the generator wrote.
 """
 from __future__ import annotations
 
@@ -37,13 +38,15 @@ def collect(shards: tuple[Path, ...], ds: Dataset, max_ipc: int, max_images: int
             tf = open_tensor_file(path)
             if tf.top != "dict":
                 raise ImageFileError(f"{path.name}: a shard needs 'images' and 'labels' tensors")
-            check_entries(tf, ds.info.resolution, max_images - total, uint8_only=True)
+            check_entries(tf, ds.info.resolution, max_images - total, uint8_only=True, allow_empty=True)
+            if tf.entries["images"].shape[0] == 0:
+                continue
             files.append(tf)
             labels.append(check_labels(Path(path.name), tf.load("labels"), ds.info.num_classes))
         except ImageFileError as exc:
             raise SubmissionError(str(exc).replace(str(path), path.name)) from None
         total += len(labels[-1])
-    all_labels = torch.cat(labels)
+    all_labels = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64)
     counts = torch.bincount(all_labels, minlength=ds.info.num_classes)
     smallest = int(counts.argmin())
     if counts[smallest] == 0:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
 import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from evaluator.atomic import atomic_write_text
 from evaluator.data import REGISTRY
 
 from .errors import SubmissionError, UsageError
 from .text import plain
+from .yamlsafe import YamlError, load_yaml_text
 
 TRACKS = ("fixed-ipc", "generative")
 SPEC_FILE = "submission.yaml"
@@ -31,6 +32,14 @@ GENERATIVE_ONLY = ("entrypoint", "args")
 MAX_SPEC_BYTES = 64 << 10
 TEXT_LIMITS = {"team": 64, "track": 40, "method": 200, "contact": 200, "paper": 300, "notes": 1000, "entrypoint": 200}
 MAX_ARGS, MAX_ARG_CHARS = 64, 1000
+# What a team folder may hold, checked from the folder listing before any file is read.
+MAX_DEPTH = 16  # folder levels below the team folder
+MAX_ENTRIES = 10_000  # files and folders
+MAX_PATH_CHARS = 512  # a path relative to the team folder
+MAX_FILE_BYTES = 16 << 30  # one file (its length): generators ship model weights
+MAX_TOTAL_BYTES = 32 << 30  # all files together
+SPARSE_MIN_BYTES = 1 << 20  # a larger file must have at least half its length stored on disk
+HASH_CACHE = Path("leaderboard") / ".runs" / "file-hashes.json"  # sha256 by file identity, kept between runs
 
 
 @dataclass(frozen=True)
@@ -71,17 +80,17 @@ def parse_spec(folder: Path) -> Submission:
         raise _bad(path, "a symbolic link; submission folders hold regular files only")
     if path.stat().st_size > MAX_SPEC_BYTES:
         raise _bad(path, f"larger than {MAX_SPEC_BYTES >> 10} KiB; keep it to the keys below")
+    same = _same_but_case(folder)
+    if same:
+        others = ", ".join(f"submissions/{name}" for name in same)
+        raise SubmissionError(f"{folder}: differs only in case from {others}; team names must differ in more "
+                              f"than case: rename one of the folders")
     try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise _bad(path, f"invalid YAML{at} ({getattr(exc, 'problem', None) or 'syntax error'}); fix the syntax") from None
+        spec = load_yaml_text(path.read_text(), str(path))
     except UnicodeDecodeError:
         raise _bad(path, "not UTF-8 text; save it as UTF-8") from None
-    except (ValueError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
-        # valid YAML syntax, impossible value: a date like 2024-02-30, `!!float abc`, deep nesting
-        raise _bad(path, f"a value YAML cannot read ({type(exc).__name__}: {plain(exc, 80)}); quote it as text") from None
+    except YamlError as exc:  # duplicate keys, aliases, syntax, values Python cannot build
+        raise SubmissionError(str(exc)) from None
     if not isinstance(spec, dict):
         raise _bad(path, "must be a mapping of keys (team: ..., method: ..., ...)")
     for key in spec:
@@ -147,6 +156,14 @@ def submission_folder(root: Path, team: str) -> Path:
     return folder
 
 
+def _same_but_case(folder: Path) -> list[str]:
+    """The other folders beside this one whose name differs only in case (on a case-insensitive
+    file system they are one folder, and their grids one file)."""
+    name = folder.name.lower()
+    return sorted(p.name for p in folder.parent.iterdir()
+                  if p.name != folder.name and p.name.lower() == name and p.is_dir())
+
+
 def discover(root: Path) -> list[str]:
     """Team folders under submissions/, sorted (folders without submission.yaml included)."""
     base = root / "submissions"
@@ -155,30 +172,87 @@ def discover(root: Path) -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
-def file_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file of the submission, by path relative to the folder. A submission folder
-    is closed: a symbolic link (to a file or a folder, inside or out) or a special file is refused,
-    so the hash covers every byte an evaluation can read."""
+def walk(folder: Path) -> list[tuple[str, os.stat_result]]:
+    """Every file and folder of a submission, as (path relative to the folder, lstat), sorted.
+    A submission folder is closed and bounded: a symbolic link (to a file or a folder, inside or
+    out), a special file, a name that is not UTF-8, and anything past the limits at the top of
+    this module are refused (SubmissionError) from the listing alone, before any file is read,
+    so that the hash covers every byte an evaluation can read at a cost known in advance."""
     if folder.is_symlink():
         raise SubmissionError(f"{folder}: a symbolic link; a submission must be a real folder under submissions/")
-    hashes = {}
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=_raise):
-        dirnames.sort()
-        for name in [*dirnames, *sorted(filenames)]:
-            path = Path(dirpath) / name
-            rel = path.relative_to(folder).as_posix()
+    found, total, pending = [], 0, [("", 0)]  # pending: (folder relative to the team folder, its depth)
+    while pending:
+        rel_dir, depth = pending.pop()
+        for name in _list(folder, rel_dir, MAX_ENTRIES - len(found)):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
             if not _utf8(rel):
-                raise SubmissionError(f"{plain(folder / rel, 200)}: the file name is not UTF-8 text; rename it")
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode):
-                raise SubmissionError(f"{folder}/{rel}: a symbolic link; submission folders hold regular files only: "
-                                      f"copy the file in")
-            if stat.S_ISDIR(mode):
-                continue
-            if not stat.S_ISREG(mode):
-                raise SubmissionError(f"{folder}/{rel}: not a regular file (a device, pipe or socket); remove it")
-            hashes[rel] = _file_digest(path)
-    return hashes
+                raise _refused(folder, rel, "the file name is not UTF-8 text; rename it")
+            if len(rel) > MAX_PATH_CHARS:
+                raise _refused(folder, rel, f"a path of {len(rel)} characters; at most {MAX_PATH_CHARS} "
+                                            f"(relative to the team folder): shorten the names")
+            if depth >= MAX_DEPTH:
+                raise _refused(folder, rel, f"folders nested more than {MAX_DEPTH} levels deep; flatten the folder")
+            st = _lstat(folder / rel)
+            if stat.S_ISLNK(st.st_mode):
+                raise _refused(folder, rel, "a symbolic link; submission folders hold regular files only: "
+                                            "copy the file in")
+            if stat.S_ISDIR(st.st_mode):
+                pending.append((rel, depth + 1))
+            elif not stat.S_ISREG(st.st_mode):
+                raise _refused(folder, rel, "not a regular file (a device, pipe or socket); remove it")
+            else:
+                total += st.st_size
+                _check_size(folder, rel, st, total)
+            found.append((rel, st))
+    return sorted(found)
+
+
+def _refused(folder: Path, rel: str, message: str) -> SubmissionError:
+    return SubmissionError(f"{plain(folder / rel, 200)}: {message}")
+
+
+def _list(folder: Path, rel_dir: str, room: int) -> list[str]:
+    """The names in one folder, sorted; refused past `room` more entries without listing the rest."""
+    names = []
+    try:
+        with os.scandir(folder / rel_dir) as entries:
+            for entry in entries:
+                if len(names) == room:
+                    raise _refused(folder, rel_dir, f"the team folder holds more than {MAX_ENTRIES} files and "
+                                                    f"folders; keep only what the submission needs")
+                names.append(entry.name)
+    except OSError as exc:
+        _raise(exc)
+    return sorted(names)
+
+
+def _lstat(path: Path) -> os.stat_result:
+    try:
+        return path.lstat()
+    except OSError as exc:
+        _raise(exc)
+
+
+def _check_size(folder: Path, rel: str, st: os.stat_result, total: int) -> None:
+    """A file's length (as the listing gives it) within the limits, and stored on disk."""
+    if st.st_size > MAX_FILE_BYTES:
+        raise _refused(folder, rel, f"{_gib(st.st_size)} long; at most {_gib(MAX_FILE_BYTES)} per file")
+    if total > MAX_TOTAL_BYTES:
+        raise _refused(folder, rel, f"the folder's files come to more than {_gib(MAX_TOTAL_BYTES)} with this one; "
+                                    f"keep only what the submission needs")
+    if st.st_size > SPARSE_MIN_BYTES and st.st_blocks * 512 < st.st_size // 2:
+        raise _refused(folder, rel, f"{_gib(st.st_size)} long but only {_gib(st.st_blocks * 512)} on disk: a sparse "
+                                    f"file (a file on a compressing file system looks the same); store it in full, "
+                                    f"e.g. cp --sparse=never, on a file system that does not compress")
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.3g} GiB"
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file of the submission, by path relative to the folder (see `walk`)."""
+    return {rel: _file_digest(folder / rel, st) for rel, st in walk(folder) if stat.S_ISREG(st.st_mode)}
 
 
 def _utf8(name: str) -> bool:
@@ -189,7 +263,7 @@ def _utf8(name: str) -> bool:
         return False
 
 
-_DIGESTS: dict[tuple, str] = {}  # (path, device, inode, size, mtime): sha256 — each file hashed once per process
+_DIGESTS: dict[str, str] = {}  # file identity (`_identity`): sha256 — each file hashed once per process
 
 
 def file_sha256(path: Path) -> str:
@@ -201,40 +275,78 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+def _identity(st: os.stat_result) -> str:
+    """What changes whenever a file's contents may have: device, inode, size, modification and
+    change times (the change time cannot be set back by the file's owner)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _file_digest(path: Path, st: os.stat_result) -> str:
+    key = _identity(st)
     if key not in _DIGESTS:
         _DIGESTS[key] = file_sha256(path)
     return _DIGESTS[key]
 
 
 def _raise(exc: OSError) -> None:
-    raise SubmissionError(f"{exc.filename}: cannot be read ({exc.strerror}); make the folder readable") from None
+    raise SubmissionError(f"{plain(exc.filename, 200)}: cannot be read ({exc.strerror}); "
+                          f"make the folder readable") from None
 
 
 def unreadable_by_others(folder: Path) -> list[str]:
     """Files and folders an unprivileged user cannot read (the sandbox runs as one)."""
     out = [] if folder.stat().st_mode & 0o005 == 0o005 else ["."]
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath) / name
-            need = 0o005 if path.is_dir() else 0o004
-            if path.lstat().st_mode & need != need:
-                out.append(path.relative_to(folder).as_posix())
+    for rel, st in walk(folder):
+        need = 0o005 if stat.S_ISDIR(st.st_mode) else 0o004
+        if st.st_mode & need != need:
+            out.append(rel)
     return sorted(out)
 
 
-def current_hashes(root: Path) -> dict[str, str]:
-    """The combined hash of every team folder's files as they are now ("" where it cannot be
-    hashed: a folder with a symbolic link ranks nothing until it is fixed)."""
-    hashes = {}
+def current_hashes(root: Path, hash_new_files: bool = True) -> dict[str, str | None]:
+    """The combined hash of every team folder's files as they are now ("" where the folder is
+    refused: one with a symbolic link ranks nothing until it is fixed). A file whose identity
+    (`_identity`) is in the cache under leaderboard/.runs/ is not read again; with
+    hash_new_files=False no file is read at all, and a team with a file not in the cache gets
+    None (unknown)."""
+    cached = _load_hash_cache(root)
+    known, listed, hashes = {**cached, **_DIGESTS}, set(), {}
     for team in discover(root):
+        folder = root / "submissions" / team
         try:
-            hashes[team] = combined_hash(file_hashes(root / "submissions" / team))
+            files = {rel: _identity(st) for rel, st in walk(folder) if stat.S_ISREG(st.st_mode)}
+            listed.update(files.values())
+            if not hash_new_files and any(key not in known for key in files.values()):
+                hashes[team] = None
+                continue
+            for rel, key in files.items():
+                if key not in known:
+                    known[key] = _DIGESTS[key] = file_sha256(folder / rel)
+            hashes[team] = combined_hash({rel: known[key] for rel, key in files.items()})
         except Exception:  # noqa: BLE001 — one team's odd folder must not break the page for everyone
             hashes[team] = ""
+    keep = {key: known[key] for key in sorted(listed) if key in known}  # the files there are now
+    if keep != cached:
+        _save_hash_cache(root, keep)
     return hashes
+
+
+def _load_hash_cache(root: Path) -> dict[str, str]:
+    """The persistent cache; a missing or damaged file is an empty cache."""
+    try:
+        cache = json.loads((root / HASH_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(cache, dict):
+        return {}
+    return {k: v for k, v in cache.items() if isinstance(k, str) and isinstance(v, str) and len(v) == 64}
+
+
+def _save_hash_cache(root: Path, digests: dict[str, str]) -> None:
+    try:
+        atomic_write_text(root / HASH_CACHE, json.dumps(digests))
+    except OSError:
+        pass  # a read-only checkout: hashing is only slower
 
 
 def combined_hash(hashes: dict[str, str]) -> str:

@@ -42,9 +42,11 @@ class ImageSet:
         return normalize(self.images, mean, std) if self.is_uint8 else self.images.float()
 
 
-def check_entries(tf: TensorFile, resolution: int, max_images: int, uint8_only: bool = False) -> tuple[str, str | None]:
+def check_entries(tf: TensorFile, resolution: int, max_images: int, uint8_only: bool = False,
+                  allow_empty: bool = False) -> tuple[str, str | None]:
     """From the table of contents alone: the names of the images and labels tensors (None: labels
-    implied, the official format). Raises ImageFileError with a one-line reason."""
+    implied, the official format). Raises ImageFileError with a one-line reason. allow_empty: a
+    file of 0 images passes (a generator's shard that holds none)."""
     path = tf.path
     if tf.top == "tensor":
         images, labels = tf.entries[""], None
@@ -57,7 +59,7 @@ def check_entries(tf: TensorFile, resolution: int, max_images: int, uint8_only: 
         images, labels = tf.entries["images"], tf.entries["labels"]
     else:
         raise ImageFileError(f"{path}: holds a {tf.top}; expected a tensor or a dict with 'images' and 'labels'")
-    _check_images(path, images, resolution, max_images, uint8_only)
+    _check_images(path, images, resolution, max_images, uint8_only, allow_empty)
     if labels is not None:
         if labels.dtype not in LABEL_DTYPES:
             raise ImageFileError(f"{path}: labels have dtype {labels.dtype}; expected int64 class indices")
@@ -67,11 +69,12 @@ def check_entries(tf: TensorFile, resolution: int, max_images: int, uint8_only: 
     return ("" if labels is None else "images"), (None if labels is None else "labels")
 
 
-def _check_images(path: Path, images: Entry, resolution: int, max_images: int, uint8_only: bool) -> None:
+def _check_images(path: Path, images: Entry, resolution: int, max_images: int, uint8_only: bool,
+                  allow_empty: bool) -> None:
     expected = f"N x 3 x {resolution} x {resolution}"
     if len(images.shape) != 4 or images.shape[1] != 3 or images.shape[2:] != (resolution, resolution):
         raise ImageFileError(f"{path}: images have shape {images.shape}; expected {expected}")
-    if images.shape[0] == 0:
+    if images.shape[0] == 0 and not allow_empty:
         raise ImageFileError(f"{path}: holds no images; expected {expected} with N > 0")
     if images.shape[0] > max_images:
         raise ImageFileError(f"{path}: holds {images.shape[0]} images, more than the {max_images} accepted here; "
