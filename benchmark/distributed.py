@@ -34,7 +34,7 @@ from .console import info, set_prefix, warn
 from .errors import UsageError
 from .options import Options
 from .results import Result, Status
-from .scoring import Job, Outcome, Unit, grid_of, previous_result, record, success, summary, units
+from .scoring import Job, Outcome, Unit, checked_units, grid_of, leaks_of, previous_result, record, success, summary, units
 from .tracks import Rejection, Task, isolated
 from .tracks import record as record_prepared
 
@@ -103,6 +103,13 @@ def _shared_dir(opts: Options, task: Task) -> Path:
     return opts.project / "leaderboard" / ".runs" / "generated" / hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
+def _remove_generated(opts: Options, tasks: list[Task]) -> None:
+    """The shared folders of this launch's own generators (another launch may still read its own)."""
+    for task in tasks:
+        if task.generates:
+            shutil.rmtree(_shared_dir(opts, task), ignore_errors=True)
+
+
 def _save(folder: Path, prepared) -> None:
     if isinstance(prepared, Job):
         atomic_write(folder / "images.safetensors", lambda tmp: save_file(
@@ -123,7 +130,7 @@ def _load(opts: Options, task: Task, folder: Path):
     fields = {**meta["fields"], "seeds": tuple(meta["fields"]["seeds"])}
     if meta["kind"] == "rejection":
         return Rejection(fields, Status(meta["status"]), meta["reason"])
-    ds = load_dataset(fields["dataset"], opts.data_dir)
+    ds = load_dataset(fields["dataset"], opts.data_dir, need_train=opts.protocol.leakage is not None)
     data = load_file(str(folder / "images.safetensors"))
     return Job(ds=ds, fields=fields, images=ds.normalize(data["images"]), labels=data["labels"],
                preview=data["images"], ipc=meta["ipc"], protocol_epochs=meta["epochs"], key_fields=meta["key_fields"])
@@ -202,7 +209,7 @@ def _finish(opts: Options, unit: Unit) -> Outcome | None:
         cfg = opts.train_config(unit.job.protocol_epochs, unit.arch)
         result = Result(**unit.job.fields, status=Status.OK, ipc=unit.job.ipc, images=len(unit.job.labels),
                         eval_seconds=ev.seconds, **summary(ev, cfg, len(unit.job.labels)))
-        stored = record(opts.project, result, grid_of(opts, unit))
+        stored = record(opts.project, result, grid_of(opts, unit), leaks_of(opts, unit))
     by = {}
     for seed in opts.seeds:
         by.setdefault(done[seed][1], []).append(seed)
@@ -227,8 +234,8 @@ def execute(opts: Options, tasks: list[Task], workers: Workers) -> list[Outcome]
     for p in prepared:
         if not isinstance(p, Job):
             outcomes += record_prepared(opts, p)
-    for unit in all_units:
+    for unit in [u for p in prepared if isinstance(p, Job) for u in checked_units(opts, p)]:
         outcome = _finish(opts, unit)
         outcomes += [outcome] if outcome else []
-    shutil.rmtree(opts.project / "leaderboard" / ".runs" / "generated", ignore_errors=True)
+    _remove_generated(opts, tasks)
     return outcomes

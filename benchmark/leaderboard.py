@@ -1,11 +1,13 @@
 """leaderboard/LEADERBOARD.md: generated from results.csv after every change, never by hand.
 
 Ranked, per track: only standard rows of the current protocol version, and of each team only the
-evaluation of its current submission files (their content hash), the latest per dataset. Each
-score shows its run count, precision, sample std and 95 % confidence interval; neighbours whose
-difference is not significant are marked as tied. Apart and unranked: reference rows, non-standard
-rows and rows of older protocol versions, the latest rejections and failures, and the published
-ECCV 2024 results. Every text a team controls is escaped for Markdown and HTML.
+evaluation of its current submission files (their content hash), the latest per dataset; never a
+row the leakage check flagged, nor (with an organiser's key) a row whose signature does not
+verify. Each score shows its run count, precision, sample std and 95 % confidence interval;
+neighbours whose difference is not significant are marked as tied. Apart and unranked: reference
+rows, flagged rows with their matched image pairs, unverified rows, non-standard rows and rows of
+older protocol versions, the latest rejections and failures, and the published ECCV 2024 results.
+Every text a team controls is escaped for Markdown and HTML.
 """
 from __future__ import annotations
 
@@ -19,10 +21,9 @@ from evaluator.atomic import atomic_write_text
 from evaluator.data import CHALLENGE_DATASETS
 from evaluator.stats import Estimate
 
-from . import grids, results
+from . import grids, results, signing
 from .crossarch import cross_arch_tables
 from .protocol import current_version, load_protocol
-from .submission import current_hashes
 from .tables import Table, dataset_order, estimate, frame, joined, latest, present, score_cell
 from .text import markdown_cell
 
@@ -74,7 +75,7 @@ def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
         cells += [joined(used["runs"]), joined(used["precision"]), joined(used["ipc"]), joined(used["epochs"])]
         if generative:
             cells.append(joined(f"{s:.0f} s" for s in used["gen_seconds"] if present(s)))
-        cells += [joined(f"{s:.1f}" for s in used["class_spread"]), max(used["timestamp"])[:10],
+        cells += [joined(f"{s:.1f}" for s in used["class_spread"] if present(s)), max(used["timestamp"])[:10],
                   joined(used["device"])]
         cells.append(" ".join(f"[{d}](grids/{grids.grid_name(team, d)})" for d in used.index))
         table.rows.append(cells)
@@ -116,17 +117,45 @@ def _current_files(pool: pd.DataFrame, hashes: dict[str, str] | None) -> tuple[p
     every row is of older files."""
     if not hashes:
         return pool, set()
-    stale = pd.Series([track != "reference" and team in hashes and sha != hashes[team]
+    stale = pd.Series([track != "reference" and team in hashes and hashes[team] is not None and sha != hashes[team]
                        for track, team, sha in zip(pool["track"], pool["team"], pool["submission_sha256"])],
                       index=pool.index, dtype=bool)
     return pool[~stale], set(pool[stale]["team"]) - set(pool[~stale]["team"])
 
 
-def build_tables(rows: list[results.Result], hashes: dict[str, str] | None = None) -> list[Table]:
+def _flagged_table(df: pd.DataFrame) -> Table:
+    t = Table("Flagged: images that copy the test set (not ranked)",
+              ["track", "team", "dataset", "arch", "matched", "accuracy", "date", "pairs"], trusted=("pairs",))
+    for _, r in df.iterrows():
+        t.rows.append([r["track"], r["team"], r["dataset"], r["arch"], f"{int(r['leaked'])} of {int(r['images'])}",
+                       score_cell(r), r["timestamp"][:10],
+                       f"[submitted | test](grids/{grids.leak_grid_name(r['team'], r['dataset'])})"])
+    t.note = ("The leakage check found these image sets to hold near copies of test images (flipped, shifted, "
+              "cropped, recoloured, noisy or re-quantised copies included) beyond the protocol's allowance; "
+              "each pair grid shows the submitted image beside the test image it matches. See docs/PROTOCOL.md.")
+    return t
+
+
+def _unverified_table(df: pd.DataFrame) -> Table:
+    t = Table("Unverified rows (not ranked)", ["line", "track", "team", "dataset", "status", "accuracy", "date"])
+    for _, r in df.iterrows():
+        t.rows.append([str(r["line"]), r["track"], r["team"], r["dataset"] or "—", r["status"],
+                       score_cell(r) if present(r["acc_mean"]) else "—", r["timestamp"][:10]])
+    t.note = ("These rows of results.csv do not carry a valid signature of the organisers' key: added or edited "
+              "by hand, or written without the key. `bench results check` lists them; `bench results verify` "
+              "re-runs an evaluation.")
+    return t
+
+
+def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None = None) -> list[Table]:
     """hashes: each team's current submission hash; rows of other files are not ranked."""
-    df = frame(rows)
+    df = frame([row.result for row in rows])
+    df["line"] = [row.line for row in rows]
+    verified = pd.Series([row.verified is not False for row in rows], index=df.index, dtype=bool)
     current, challenge = str(current_version()), load_protocol().challenge_arch
-    ok = df[df["status"] == results.Status.OK.value]
+    ok = df[(df["status"] == results.Status.OK.value) & verified]
+    flagged = ok[ok["flagged"].fillna(False).astype(bool)]
+    ok = ok[~ok.index.isin(flagged.index)]
     pool, pending = _current_files(ok[ok["standard"] & (ok["protocol_version"] == current)], hashes)
     ranked_pool = pool[pool["arch"] == challenge]
     tables = []
@@ -147,7 +176,11 @@ def build_tables(rows: list[results.Result], hashes: dict[str, str] | None = Non
     if len(apart):
         tables.append(_apart_table(latest(apart, "track", "team", "dataset", "arch", "nonstandard", "protocol_version"),
                                    current))
-    last = latest(df, "team", "dataset")
+    if len(flagged):
+        tables.append(_flagged_table(latest(flagged, "track", "team", "dataset", "arch")))
+    if not verified.all():
+        tables.append(_unverified_table(df[~verified]))
+    last = latest(df[verified], "team", "dataset")
     bad = last[last["status"] != results.Status.OK.value]
     if len(bad):
         t = Table("Rejected or failed (latest attempt)", ["team", "dataset", "status", "reason", "date"])
@@ -168,9 +201,12 @@ def published_table() -> Table:
     return t
 
 
-def to_markdown(tables: list[Table]) -> str:
+def to_markdown(tables: list[Table], key: signing.Key | None = None) -> str:
+    record = (f"Every ranked row carries a valid signature of the organisers' key `{key.fingerprint}`."
+              if key else "The record is unsigned: no organiser key was configured when this page was generated, "
+                          "so rows are not verified (docs/INTEGRITY.md).")
     lines = ["# Leaderboard", "",
-             "Generated from `results.csv` by the harness (`bench leaderboard`); do not edit by hand.",
+             "Generated from `results.csv` by the harness (`bench leaderboard`); do not edit by hand. " + record,
              f"Protocol version {current_version()} (docs/PROTOCOL.md). Scores: test accuracy (%) of ConvNetD3-W128 "
              "trained on the submitted images. Class spread = std over classes of the per-class accuracy: a high "
              "spread flags classes the images do not teach (mode collapse).", ""]
@@ -188,8 +224,11 @@ def to_markdown(tables: list[Table]) -> str:
     return "\n".join(lines)
 
 
-def write(root: Path) -> Path:
-    """Regenerate LEADERBOARD.md from results.csv (the caller holds the results lock)."""
-    path = root / "leaderboard" / "LEADERBOARD.md"
-    atomic_write_text(path, to_markdown(build_tables(results.read_results(root), current_hashes(root))))
-    return path
+def write(root: Path, hashes: dict[str, str | None]) -> list[Table]:
+    """Regenerate LEADERBOARD.md from results.csv (the caller holds the results lock); hashes:
+    each team's current submission hash, computed before the lock (submission.current_hashes):
+    nothing here reads a submission file. Returns the tables."""
+    key = signing.load_key(root)
+    tables = build_tables(results.read_rows(root, key), hashes)
+    atomic_write_text(root / "leaderboard" / "LEADERBOARD.md", to_markdown(tables, key))
+    return tables

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-import yaml
-
 from evaluator.archs import TIMM_PREFIX, ArchitectureError, check_name
 from evaluator.ipc_epochs import IpcEpochTable
+from evaluator.leakage import LeakParams
 from evaluator.recipe import DsaParams, Recipe
 from evaluator.train import PRECISIONS
 
 from .errors import UsageError
 from .sandbox import Limits
+from .text import plain
+from .yamlsafe import YamlError, load_yaml_text
 
 FOLDER = Path(__file__).parent / "protocols"
 CHANGELOG = FOLDER / "CHANGELOG.yaml"
@@ -70,6 +72,7 @@ class Protocol:
     challenge_arch: str
     cross_archs: tuple[str, ...]
     arch_recipes: Mapping[str, str]  # architecture (or "timm" for any timm:<name>) -> recipe section
+    leakage: LeakParams | None = None  # the leakage check (from version 3; None: not checked)
 
     def recipe_for(self, arch: str) -> Recipe:
         """The recipe an architecture trains with (every one is `training` in version 2)."""
@@ -115,6 +118,32 @@ def content_digest(tree: object) -> str:
     return hashlib.sha256(json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# The sane range of every number in a protocol file (inclusive): a file of one's own is checked as
+# strictly as a release, so that NaN, infinities, zero caps and absurd sizes never reach the work.
+_AUG = "training.augmentation."
+LIMITS: dict[str, tuple[float, float]] = {
+    "version": (1, 10_000), "training.lr": (1e-8, 10), "training.momentum": (0, 0.999),
+    "training.weight_decay": (0, 1), "training.batch_size": (1, 1 << 16), "training.decay_factor": (1e-6, 1),
+    _AUG + "brightness": (0, 10), _AUG + "saturation": (0, 10), _AUG + "contrast": (0, 10), _AUG + "crop": (0, 0.5),
+    _AUG + "cutout": (0, 1), _AUG + "flip": (0, 1), _AUG + "scale": (1, 4), _AUG + "rotate": (0, 180),
+    "fixed_ipc.ipc": (1, 10_000), "fixed_ipc.epochs": (1, 100_000), "generative.ipc_epochs.cap": (1, 100_000),
+    "generative.max_ipc": (1, 100_000), "sandbox.max_memory_mib": (64, 1 << 22), "sandbox.max_tmp_mib": (1, 1 << 22),
+    "sandbox.max_processes": (8, 1 << 16), "sandbox.max_open_files": (16, 1 << 20),
+    "sandbox.max_output_mib": (1, 1 << 22),
+    "integrity.leakage.max_shift": (0, 16), "integrity.leakage.coarse_size": (1, 64),
+    "integrity.leakage.candidates": (1, 256), "integrity.leakage.max_distance": (1e-6, 1),
+    "integrity.leakage.ratio": (1e-6, 1), "integrity.leakage.max_fraction": (0, 0.999),
+}
+SEED_RANGE, MAX_SEEDS = (0, 2**31 - 1), 100
+BUDGET_RANGE = (1e-3, 7 * 86_400)  # seconds
+EPOCH_RANGE = (1, 100_000)  # every epoch count: table rows, preset overrides
+MAX_PROTOCOL_BYTES = 64 << 10
+
+
+def _in_range(value: float, limits: tuple[float, float]) -> bool:
+    return math.isfinite(value) and limits[0] <= value <= limits[1]
+
+
 class _Reader:
     """Typed access to the parsed YAML; errors name the file and the dotted key."""
 
@@ -130,6 +159,9 @@ class _Reader:
         if not isinstance(node, kind) or isinstance(node, bool) and kind is not bool:
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise UsageError(f"{self.where}: key '{dotted}' must be {names}, got {type(node).__name__}")
+        if dotted in LIMITS and not _in_range(node, LIMITS[dotted]):
+            lo, hi = LIMITS[dotted]
+            raise UsageError(f"{self.where}: key '{dotted}' is {node}; it must be a finite number from {lo:g} to {hi:g}")
         return node
 
     def number(self, dotted: str) -> float:
@@ -154,10 +186,23 @@ def _presets(r: _Reader) -> dict[str, Preset]:
     for name, values in (r.get("presets", dict) or {}).items():
         if not isinstance(values, dict) or set(values) - allowed:
             raise UsageError(f"{r.where}: preset '{name}' may only set {', '.join(sorted(allowed))}")
-        out[str(name)] = preset = Preset(**values)
-        if check_override_values(preset):
-            raise UsageError(f"{r.where}: preset '{name}': {check_override_values(preset)}")
+        try:
+            out[str(name)] = preset = Preset(**values)
+        except TypeError:
+            raise UsageError(f"{r.where}: preset '{plain(name, 40)}' may only set {', '.join(sorted(allowed))}") from None
+        problem = check_override_values(preset) or _preset_bounds(preset)
+        if problem:
+            raise UsageError(f"{r.where}: preset '{plain(name, 40)}': {problem}")
     return out
+
+
+def _preset_bounds(p: Preset) -> str | None:
+    for name, value, kind, limits in (("runs", p.runs, int, (1, MAX_SEEDS)), ("seed", p.seed, int, SEED_RANGE),
+                                      ("epochs", p.epochs, int, (0, EPOCH_RANGE[1])),
+                                      ("budget", p.budget, (int, float), BUDGET_RANGE)):
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) or not _in_range(value, limits)):
+            return f"{name} {value!r}: must be a number from {limits[0]:g} to {limits[1]:g}"
+    return None
 
 
 def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
@@ -166,6 +211,8 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) \
             or seeds != list(range(seeds[0], seeds[0] + len(seeds))):
         raise UsageError(f"{where}: key 'evaluation.seeds' must be a non-empty list of consecutive integers")
+    if len(seeds) > MAX_SEEDS or not all(_in_range(s, SEED_RANGE) for s in (seeds[0], seeds[-1])):
+        raise UsageError(f"{where}: key 'evaluation.seeds': at most {MAX_SEEDS} seeds, each from 0 to {SEED_RANGE[1]}")
     precision = r.get("evaluation.precision", str)
     if precision not in PRECISIONS:
         raise UsageError(f"{where}: key 'evaluation.precision' must be one of {', '.join(PRECISIONS)}")
@@ -177,6 +224,13 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
         budgets = {str(k): float(v) for k, v in budgets.items()}
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{where}: {exc}") from None
+    for dataset, seconds in budgets.items():
+        if not _in_range(seconds, BUDGET_RANGE):
+            raise UsageError(f"{where}: key 'generative.budget_seconds.{plain(dataset, 40)}' is {seconds}; it must be "
+                             f"a finite number of seconds from {BUDGET_RANGE[0]:g} to {BUDGET_RANGE[1]:g}")
+    if not all(_in_range(ipc, (1, 100_000)) and _in_range(e, EPOCH_RANGE) for ipc, e in table.rows):
+        raise UsageError(f"{where}: key 'generative.ipc_epochs.rows': every IPC from 1 to 100000 and every epoch "
+                         f"count from {EPOCH_RANGE[0]} to {EPOCH_RANGE[1]}")
     return Protocol(
         version=r.get("version", int), digest=content_digest(tree), released=released,
         seeds=tuple(seeds), precision=precision, recipe=recipe,
@@ -188,8 +242,21 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
                               max_memory_bytes=r.get("sandbox.max_memory_mib", int) << 20,
                               max_tmp_bytes=r.get("sandbox.max_tmp_mib", int) << 20),
         presets=MappingProxyType(_presets(r)),
+        leakage=_leakage(r),
         **_architectures(r),
     )
+
+
+def _leakage(r: _Reader) -> LeakParams | None:
+    if not isinstance(r.tree, dict) or "integrity" not in r.tree:
+        return None  # version 2 had no leakage check
+    key = "integrity.leakage"
+    try:
+        return LeakParams(max_shift=r.get(f"{key}.max_shift", int), coarse_size=r.get(f"{key}.coarse_size", int),
+                          candidates=r.get(f"{key}.candidates", int), max_distance=r.number(f"{key}.max_distance"),
+                          ratio=r.number(f"{key}.ratio"), max_fraction=r.number(f"{key}.max_fraction"))
+    except ValueError as exc:
+        raise UsageError(f"{r.where}: {key}: {exc}") from None
 
 
 def _architectures(r: _Reader) -> dict:
@@ -210,10 +277,16 @@ def _architectures(r: _Reader) -> dict:
 
 
 def _read_yaml(path: Path) -> object:
+    """The parsed file: at most MAX_PROTOCOL_BYTES, no duplicate keys, no anchors or aliases (a
+    'billion laughs' file is refused before it expands)."""
     try:
-        return yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        if Path(path).stat().st_size > MAX_PROTOCOL_BYTES:
+            raise UsageError(f"{path}: larger than {MAX_PROTOCOL_BYTES >> 10} KiB; not a protocol file")
+        return load_yaml_text(Path(path).read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the protocol ({' '.join(str(exc).split())[:120]})") from None
+    except YamlError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @lru_cache(maxsize=1)

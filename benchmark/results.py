@@ -25,6 +25,7 @@ from filelock import FileLock
 
 from evaluator.atomic import atomic_write_text
 
+from . import signing
 from .errors import UsageError
 from .text import defused, plain
 
@@ -66,6 +67,8 @@ class Result:
     acc_runs: tuple[float, ...] = ()
     acc_per_class: tuple[float, ...] = ()  # run-averaged, class index order
     class_spread: float | None = None
+    leaked: int | None = None  # images found to be near copies of test images (None: not checked)
+    flagged: bool | None = None  # leaked beyond the protocol's fraction: listed apart, never ranked
     standard: bool = False
     nonstandard: str = ""  # every deviation from the protocol, named
     sandbox: str = ""
@@ -79,6 +82,8 @@ class Result:
     git_commit: str = ""
     submission_sha256: str = ""
     protocol_key: str = ""
+    signer: str = ""  # fingerprint of the organiser key that signed the row ("" unsigned)
+    signature: str = ""  # HMAC-SHA256 of every other cell, with that key
 
     def to_json(self) -> dict:
         return {**asdict(self), "status": self.status.value}
@@ -179,7 +184,8 @@ def locked(root: Path) -> Iterator[None]:
 
 
 def _rows(path: Path) -> Iterator[tuple[str, list[str]]]:
-    """(where, cells) of every data row; raises ResultsError on a damaged header or encoding."""
+    """(where, cells) of every data row; raises ResultsError on a damaged header or encoding.
+    where = "<path> line <N>"."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -199,12 +205,53 @@ def _rows(path: Path) -> Iterator[tuple[str, list[str]]]:
         raise ResultsError(f"{path} line {reader.line_num}: unreadable CSV ({exc}); {REPAIR}") from None
 
 
-def read_results(root: Path) -> list[Result]:
-    """Every row, parsed; the first problem raises ResultsError."""
+@dataclass(frozen=True)
+class Row:
+    """A parsed row, where it is, and whether its signature verifies (None: no key configured)."""
+    where: str
+    result: Result
+    verified: bool | None
+
+    @property
+    def line(self) -> int:
+        return int(self.where.rsplit(" ", 1)[1])
+
+
+def _unsigned_cells(cells: list[str]) -> list[str]:
+    return cells[:-1]  # `signature` is the last column
+
+
+def read_rows(root: Path, key: signing.Key | None = None) -> list[Row]:
+    """Every row, parsed and (with a key) verified; the first damage raises ResultsError."""
     path = results_path(root)
     if not path.is_file():
         return []
-    return [parse_row(cells, where) for where, cells in _rows(path)]
+    rows = []
+    for where, cells in _rows(path):
+        result = parse_row(cells, where)
+        verified = None if key is None else key.verifies(_unsigned_cells(cells), result.signer, result.signature)
+        rows.append(Row(where, result, verified))
+    return rows
+
+
+def read_results(root: Path) -> list[Result]:
+    """Every row, parsed; the first problem raises ResultsError."""
+    return [row.result for row in read_rows(root)]
+
+
+def unverified(root: Path, key: signing.Key) -> list[str]:
+    """One line per row whose signature does not verify with the key (added or edited by hand,
+    written without a key, or signed with another)."""
+    out = []
+    for row in read_rows(root, key):
+        if row.verified:
+            continue
+        r = row.result
+        why = ("no signature" if not r.signature else "signed with another key" if r.signer != key.fingerprint
+               else "signature does not match its content (edited after signing)")
+        out.append(f"{row.where}: {plain(r.team, 40)}/{plain(r.dataset, 40) or '-'} ({r.status.value}) is unverified: "
+                   f"{why}; it is not ranked (re-evaluate it with the key configured, or delete the line)")
+    return out
 
 
 def check_results(root: Path) -> list[str]:
@@ -224,24 +271,31 @@ def check_results(root: Path) -> list[str]:
     return problems
 
 
-def append_result(root: Path, result: Result) -> Result:
-    """Append one row atomically; the caller holds `locked(root)`. Refuses a damaged file."""
+def append_result(root: Path, result: Result, key: signing.Key | None = None) -> Result:
+    """Append one row atomically, signed with the key if one is given; the caller holds
+    `locked(root)`. Refuses a damaged file."""
     path = results_path(root)
     read_results(root)  # a damaged file is never appended to
     existing = path.read_text(encoding="utf-8") if path.is_file() else ""
-    clean = result.with_text_cleaned()
+    clean = replace(result.with_text_cleaned(), signer=key.fingerprint if key else "", signature="")
+    cells = [_cell(getattr(clean, c)) for c in COLUMNS]
+    if key is not None:
+        clean = replace(clean, signature=key.sign(_unsigned_cells(cells)))
+        cells[-1] = clean.signature
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if not existing:
         writer.writerow(COLUMNS)
     elif not existing.endswith("\n"):
         existing += "\n"  # a hand-edited file without a final newline: the new row starts a line
-    writer.writerow([_cell(getattr(clean, c)) for c in COLUMNS])
+    writer.writerow(cells)
     atomic_write_text(path, existing + buf.getvalue())
     return clean
 
 
-def find_ok(root: Path, key: str) -> Result | None:
-    """The latest successful row with this protocol key, if any."""
-    matches = [r for r in read_results(root) if r.protocol_key == key and r.status is Status.OK]
+def find_ok(root: Path, protocol_key: str, key: signing.Key | None = None) -> Result | None:
+    """The latest successful row with this protocol key, if any; with a signing key, only a row
+    that verifies counts (a forged row never makes an honest evaluation skip)."""
+    matches = [row.result for row in read_rows(root, key) if row.result.protocol_key == protocol_key
+               and row.result.status is Status.OK and row.verified is not False]
     return matches[-1] if matches else None

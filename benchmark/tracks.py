@@ -92,7 +92,7 @@ def prepare_fixed_ipc(opts: Options, sub: Submission, sha: str, dataset: str) ->
         return Rejection(fields, Status.INVALID, str(exc))
     for w in check.warnings:
         warn(w)
-    ds = load_dataset(dataset, opts.data_dir)
+    ds = load_dataset(dataset, opts.data_dir, need_train=protocol.leakage is not None)
     mean, std = ds.info.mean, ds.info.std
     preview = image_set.images if image_set.is_uint8 else to_uint8(image_set.images, mean, std)
     return Job(ds=ds, fields=fields, images=image_set.normalized(mean, std), labels=image_set.labels,
@@ -104,7 +104,7 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     if opts.sandbox:
         sandbox.bwrap_binary()  # refuse before anything runs
     protocol = opts.protocol
-    ds = load_dataset(dataset, opts.data_dir)
+    ds = load_dataset(dataset, opts.data_dir, need_train=protocol.leakage is not None)
     budget = opts.budget(dataset)
     fields = describe(opts, None, generation=True, team=sub.team, method=sub.method, track=sub.track,
                       dataset=dataset, submission_sha256=sha, budget_seconds=budget,

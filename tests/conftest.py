@@ -172,3 +172,11 @@ def train_config(epochs: int, **kw):
     p = load_protocol()
     kw.setdefault("precision", p.precision)
     return TrainConfig(recipe=kw.pop("recipe", p.recipe), epochs=epochs, **kw)
+
+
+@pytest.fixture(autouse=True)
+def no_signing_key(tmp_path_factory, monkeypatch):
+    """Tests never see an organiser key of the machine they run on; those about signing set one."""
+    monkeypatch.delenv("BENCH_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("BENCH_SIGNING_KEY_FILE", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))

@@ -7,6 +7,7 @@ import torch
 
 from benchmark import results
 from benchmark.cli import main
+from benchmark.protocol import load_protocol
 from conftest import ROOT, make_reference
 from evaluator import data as ds
 
@@ -24,7 +25,7 @@ def test_evaluate_json_reports_runs_seeds_and_protocol(capsys):
     r = run_json(capsys, DIGITS_FILE, "--dataset", "digits", "--root", ROOT, "--epochs", "20", "--runs", "2",
                  "--seed", "5")
     assert r["seeds"] == [5, 6] and len(r["acc_runs"]) == 2 and r["epochs"] == 20 and r["standard"] is False
-    assert r["nonstandard"] == "runs=2 seed=5 epochs=20" and r["protocol_version"] == "2" and r["status"] == "ok"
+    assert r["nonstandard"] == "runs=2 seed=5 epochs=20" and r["protocol_version"] == str(load_protocol().version) and r["status"] == "ok"
     assert r["acc_mean"] == pytest.approx(sum(r["acc_runs"]) / 2, abs=1e-3)
     assert r["acc_std"] == pytest.approx(statistics.stdev(r["acc_runs"]), abs=1e-3)  # the sample std
     assert r["images"] == 100 and r["ipc"] == 10 and r["device"].startswith("CPU") and r["precision"] == "fp32"

@@ -15,9 +15,11 @@ from rich.table import Table
 from evaluator import data as ds
 from evaluator.evaluate import evaluate
 from evaluator.files import load_image_set
+from evaluator.leakage import check_leakage
+from evaluator.normalize import to_uint8
 from evaluator.train import Task
 
-from ..console import console, info, pass_progress
+from ..console import console, info, pass_progress, warn
 from ..errors import UsageError
 from ..options import Options
 from ..results import Result, Status
@@ -52,6 +54,21 @@ def _test_set(args: argparse.Namespace, opts: Options):
     return images, labels, int(labels.max()) + 1, ds.match_reference(images, labels), f"reference:{args.test.name}"
 
 
+def _leakage(args: argparse.Namespace, opts: Options, image_set) -> dict:
+    """The leakage check's fields, with --dataset (a reference test file comes without the
+    training split the check compares with: not checked)."""
+    params = opts.protocol.leakage
+    if args.test is not None or params is None:
+        return {}
+    d = ds.load_dataset(args.dataset, opts.data_dir, need_train=True)
+    preview = image_set.images if image_set.is_uint8 else to_uint8(image_set.images, d.info.mean, d.info.std)
+    report = check_leakage(preview, image_set.labels, d.test_images, d.test_labels, d.train_images, params)
+    if report.matched:
+        warn(f"{args.file}: {report.matched} of {report.checked} images are near copies of {args.dataset} test images"
+             f"{' (flagged: a leaderboard would not rank this)' if report.flagged else ''}")
+    return {"leaked": report.matched, "flagged": report.flagged}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     opts = options(args)
     test_x, test_y, num_classes, info_, label = _test_set(args, opts)
@@ -63,7 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     task = Task(x, image_set.labels, test_x, test_y, num_classes)
     counts = image_set.class_counts(num_classes)
     fields = describe(opts, opts.protocol.fixed_epochs, team="", method="", track="", dataset=label,
-                      submission_sha256=file_sha256(args.file))
+                      submission_sha256=file_sha256(args.file), **_leakage(args, opts, image_set))
     for arch in opts.archs:  # one result (one JSON line) per architecture
         cfg = opts.train_config(opts.protocol.fixed_epochs, arch)
         started = time.perf_counter()

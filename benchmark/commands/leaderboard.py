@@ -20,9 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     root = project_root(args)
+    hashes = current_hashes(root)  # before the lock: a slow folder never holds up the others' writes
     with results.locked(root):
-        path = leaderboard.write(root)
-        tables = leaderboard.build_tables(results.read_results(root), current_hashes(root))
+        tables = leaderboard.write(root, hashes)
+    path = root / "leaderboard" / "LEADERBOARD.md"
     for t in [*tables, leaderboard.published_table()]:
         if not t.rows:
             info(f"{t.title}: {t.note or 'empty'}")
