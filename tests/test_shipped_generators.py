@@ -13,6 +13,7 @@ from benchmark.protocol import load_protocol
 from benchmark.submission import parse_spec
 from conftest import ROOT, read_results
 from evaluator.data import load_dataset
+from evaluator.leakage import check_leakage
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
 SHIPPED = ROOT / "submissions"
@@ -48,6 +49,9 @@ def test_shipped_generator_runs_sandboxed_with_its_committed_weights(project, te
     assert images.ipc == ipc and images.dropped == 0
     assert torch.bincount(images.labels).tolist() == [ipc] * 10
     assert images.images.float().std() > 10  # not blank
+    ds, params = load_dataset("digits", project / "datasets"), load_protocol().leakage
+    leak = check_leakage(images.images, images.labels, ds.test_images, ds.test_labels, ds.train_images, params)
+    assert not leak.flagged, leak.matches  # generated images are not copies of test images
 
 
 def test_mel_truncation_and_mixed_resolution():
@@ -98,6 +102,7 @@ def test_make_submit_mel_full_protocol(project):
     assert main(["submit", "mel", "--root", str(project)]) == 0
     row = read_results(project)[0]
     assert (row["status"], row["standard"], row["ipc"], row["epochs"]) == ("ok", "true", "50", "200")
+    assert row["flagged"] == "false"
     assert float(row["acc_mean"]) > 50 and float(row["gen_seconds"]) < 60
     track2 = (project / "leaderboard" / "LEADERBOARD.md").read_text().split("## Track 2: generative")[1]
     assert "| 1 | mel |" in track2.split("## ")[0]
