@@ -75,7 +75,7 @@ class Protocol:
     leakage: LeakParams | None = None  # the leakage check (from version 3; None: not checked)
 
     def recipe_for(self, arch: str) -> Recipe:
-        """The recipe an architecture trains with (every one is `training` in version 2)."""
+        """The recipe an architecture trains with (every one is `training` in versions 2 and 3)."""
         key = "timm" if arch.startswith(TIMM_PREFIX) else arch
         if key not in self.arch_recipes:
             raise UsageError(f"protocol {self.label}: no recipe for architecture '{arch}'; "
