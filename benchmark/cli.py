@@ -15,7 +15,9 @@ examples:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from evaluator.errors import DatasetError, EvaluatorError, ImageFileError
 
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)  # defaults and help come from the protocol file
         return int(args.handler(args) or 0)
@@ -51,6 +54,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted; finished runs are kept, run the same command again to resume")
         return 130
+    except Exception as exc:  # noqa: BLE001 — a fault of the harness itself: exit 2, the traceback kept
+        error(f"internal error of the harness ({type(exc).__name__}: {exc}); nothing was blamed on a team; "
+              f"the traceback is in {_log_traceback(getattr(args, 'root', None))}; please report it")
+        return 2
+
+
+def _log_traceback(root: Path | None) -> str:
+    """The current exception's traceback, in leaderboard/.runs/logs/ of the project (or the
+    temporary folder outside one); returns where."""
+    import tempfile
+    import time
+    import traceback
+
+    from .options import find_root
+
+    try:
+        folder = (root.resolve() if root else find_root()) / "leaderboard" / ".runs" / "logs"
+    except BenchError:
+        folder = Path(tempfile.gettempdir()) / "ddbench-logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"harness-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(f"bench {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+        return str(path)
+    except OSError:
+        return "(could not be written: see above)"
 
 
 if __name__ == "__main__":

@@ -44,10 +44,21 @@ def info(message: object, style: str | None = None) -> None:
     _say("", style or "", message)
 
 
+def interactive() -> bool:
+    """A person watches a terminal (a progress bar shows); else output goes to a log or CI."""
+    return console.is_terminal and not _prefix
+
+
+def run_line(message: object) -> None:
+    """A finished training run: a line in a log (where no progress bar shows), quiet on a terminal."""
+    if not interactive():
+        info(message)
+
+
 @contextmanager
 def pass_progress(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar over training passes; yields the evaluator's on_pass callback."""
-    if not enabled:
+    """A progress bar over training passes, on a terminal; yields the evaluator's on_pass callback."""
+    if not enabled or not interactive():
         yield lambda done, total_: None
         return
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),

@@ -12,7 +12,6 @@ The results folder must be shared by all machines (NFS or similar); writes are a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,15 +25,13 @@ from evaluator.atomic import atomic_write, atomic_write_text
 from evaluator.data import load_dataset
 from evaluator.errors import DatasetError
 from evaluator.evaluate import Evaluation
-from evaluator.train import Task as TrainTask
-from evaluator.train import train_and_test
 
-from . import results, runstate
+from . import runstate
 from .console import info, set_prefix, warn
 from .errors import UsageError
 from .options import Options
-from .results import Result, Status
-from .scoring import Job, Outcome, Unit, checked_units, grid_of, leaks_of, previous_result, record, success, summary, units
+from .results import Status
+from .scoring import Job, Outcome, Unit, checked_units, conclude, identity, previous_result, train_run, units
 from .tracks import Rejection, Task, isolated
 from .tracks import record as record_prepared
 
@@ -97,10 +94,9 @@ class Workers:
 # -- generators: once each, on one process --------------------------------------------------------
 
 def _shared_dir(opts: Options, task: Task) -> Path:
-    ident = json.dumps({"task": task.name, "identity": task.identity, **opts.identity(), "seed": opts.seeds[0],
-                        "budget": opts.budget(task.identity["dataset"]) if task.identity.get("dataset") else None,
-                        "sandbox": opts.sandbox}, sort_keys=True, default=str)
-    return opts.project / "leaderboard" / ".runs" / "generated" / hashlib.sha256(ident.encode()).hexdigest()[:32]
+    """Where the images of a task's generation are shared: named by the generation's identity."""
+    ident = identity(opts, task.identity, "", None).digest()
+    return opts.project / "leaderboard" / ".runs" / "generated" / ident[:32]
 
 
 def _remove_generated(opts: Options, tasks: list[Task]) -> None:
@@ -114,8 +110,7 @@ def _save(folder: Path, prepared) -> None:
     if isinstance(prepared, Job):
         atomic_write(folder / "images.safetensors", lambda tmp: save_file(
             {"images": prepared.preview.contiguous(), "labels": prepared.labels.contiguous()}, str(tmp)))
-        meta = {"kind": "job", "fields": prepared.fields, "ipc": prepared.ipc, "epochs": prepared.protocol_epochs,
-                "key_fields": prepared.key_fields}
+        meta = {"kind": "job", "fields": prepared.fields, "ipc": prepared.ipc, "epochs": prepared.protocol_epochs}
     elif isinstance(prepared, Rejection):
         meta = {"kind": "rejection", "fields": prepared.fields, "status": prepared.status.value, "reason": prepared.reason}
     else:
@@ -133,7 +128,7 @@ def _load(opts: Options, task: Task, folder: Path):
     ds = load_dataset(fields["dataset"], opts.data_dir, need_train=opts.protocol.leakage is not None)
     data = load_file(str(folder / "images.safetensors"))
     return Job(ds=ds, fields=fields, images=ds.normalize(data["images"]), labels=data["labels"],
-               preview=data["images"], ipc=meta["ipc"], protocol_epochs=meta["epochs"], key_fields=meta["key_fields"])
+               preview=data["images"], ipc=meta["ipc"], protocol_epochs=meta["epochs"])
 
 
 def _prepare_all(opts: Options, tasks: list[Task], workers: Workers) -> list:
@@ -173,49 +168,26 @@ def _pending(opts: Options, all_units: list[Unit]) -> list[tuple[int, int]]:
     for i, unit in enumerate(all_units):
         if opts.force:
             runstate.clear_runs(opts.project, unit.run_key)
-        elif results.find_ok(opts.project, unit.key) is not None:
+        elif previous_result(opts, unit.key, unit.name) is not None:
             continue
         done = runstate.load_runs(opts.project, unit.run_key)
         plan += [(i, seed) for seed in opts.seeds if seed not in done]
     return plan
 
 
-def _train(opts: Options, unit: Unit, seed: int, rank: int) -> None:
-    job, cfg = unit.job, opts.train_config(unit.job.protocol_epochs, unit.arch)
-    task = TrainTask(job.images, job.labels, job.ds.normalize(job.ds.test_images), job.ds.test_labels,
-                     job.ds.info.num_classes)
-    run = train_and_test(task, cfg, seed)
-    runstate.save_run(opts.project, unit.run_key, run, worker=rank)
-    info(f"{unit.name} seed {seed}: {run.accuracy:.2f} % ({run.seconds:.1f} s)")
-
-
-def _finish(opts: Options, unit: Unit) -> Outcome | None:
-    """The main process: the row of an evaluation whose runs are all in (once, under its lock)."""
-    from filelock import FileLock
-
-    state = runstate.state_dir(opts.project, unit.run_key)
-    state.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(state / "evaluating.lock")):
-        previous = None if opts.force else previous_result(opts, unit.key, unit.name)
-        if previous is not None:
-            info(previous.message)
-            return previous
-        done = runstate.load_runs_with_workers(opts.project, unit.run_key)
-        missing = [s for s in opts.seeds if s not in done]
-        if missing:
-            warn(f"{unit.name}: runs of seeds {missing} did not finish; launch again to train them")
-            return None
-        ev = Evaluation(runs=tuple(done[s][0] for s in opts.seeds), epochs=opts.epochs(unit.job.protocol_epochs))
-        cfg = opts.train_config(unit.job.protocol_epochs, unit.arch)
-        result = Result(**unit.job.fields, status=Status.OK, ipc=unit.job.ipc, images=len(unit.job.labels),
-                        eval_seconds=ev.seconds, **summary(ev, cfg, len(unit.job.labels)))
-        stored = record(opts.project, result, grid_of(opts, unit), leaks_of(opts, unit))
-    by = {}
+def _saved_runs(opts: Options, unit: Unit) -> Evaluation | None:
+    """The main process: the runs the processes saved, once all are in, with who trained which."""
+    done = runstate.load_runs_with_workers(opts.project, unit.run_key)
+    missing = [s for s in opts.seeds if s not in done]
+    if missing:
+        warn(f"{unit.name}: runs of seeds {missing} did not finish; launch again to train them")
+        return None
+    by: dict = {}
     for seed in opts.seeds:
         by.setdefault(done[seed][1], []).append(seed)
     info(f"{unit.name}: " + "; ".join(f"seeds {', '.join(map(str, seeds))} trained by rank {rank}"
                                       for rank, seeds in sorted(by.items(), key=lambda kv: str(kv[0]))))
-    return success(stored, unit.name)
+    return Evaluation(runs=tuple(done[s][0] for s in opts.seeds), epochs=opts.epochs(unit.job.protocol_epochs))
 
 
 def execute(opts: Options, tasks: list[Task], workers: Workers) -> list[Outcome]:
@@ -225,8 +197,9 @@ def execute(opts: Options, tasks: list[Task], workers: Workers) -> list[Outcome]
     all_units = [u for p in prepared if isinstance(p, Job) for u in units(opts, p)]
     plan = workers.broadcast(_pending(opts, all_units) if workers.is_main else None)
     info(f"{len(plan)} runs to train over {workers.world} processes; {len(workers.split(plan))} here")
-    for i, seed in workers.split(plan):
-        _train(opts, all_units[i], seed, workers.rank)
+    mine = workers.split(plan)
+    for n, (i, seed) in enumerate(mine):
+        train_run(opts, all_units[i], seed, worker=workers.rank, left=len(mine) - n - 1)
     workers.barrier()  # every run is in (or its process died, and the launcher stops us all)
     if not workers.is_main:
         return []
@@ -235,7 +208,7 @@ def execute(opts: Options, tasks: list[Task], workers: Workers) -> list[Outcome]
         if not isinstance(p, Job):
             outcomes += record_prepared(opts, p)
     for unit in [u for p in prepared if isinstance(p, Job) for u in checked_units(opts, p)]:
-        outcome = _finish(opts, unit)
+        outcome = conclude(opts, unit, lambda unit=unit: _saved_runs(opts, unit))
         outcomes += [outcome] if outcome else []
     _remove_generated(opts, tasks)
     return outcomes

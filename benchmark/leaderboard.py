@@ -22,7 +22,9 @@ from evaluator.data import CHALLENGE_DATASETS
 from evaluator.stats import Estimate
 
 from . import grids, results, signing
+from .console import error
 from .crossarch import cross_arch_tables
+from .submission import current_hashes
 from .protocol import current_version, load_protocol
 from .tables import Table, dataset_order, estimate, frame, joined, latest, present, score_cell
 from .text import markdown_cell
@@ -222,6 +224,20 @@ def to_markdown(tables: list[Table], key: signing.Key | None = None) -> str:
                       for row in t.rows]
             lines.append("")
     return "\n".join(lines)
+
+
+def refresh(root: Path) -> list[Table] | None:
+    """Regenerate LEADERBOARD.md once a command has recorded its rows: submission folders are
+    hashed first, then the page is written under the results lock. A failure is reported, never
+    raised: the rows are in, and the next command (or bench leaderboard) writes the page."""
+    try:
+        hashes = current_hashes(root)  # before the lock: a slow folder never holds up the others' writes
+        with results.locked(root):
+            return write(root, hashes)
+    except Exception as exc:  # noqa: BLE001
+        error(f"LEADERBOARD.md was not regenerated ({type(exc).__name__}: {exc}); the rows are recorded; "
+              f"run bench leaderboard after fixing the cause")
+        return None
 
 
 def write(root: Path, hashes: dict[str, str | None]) -> list[Table]:

@@ -126,7 +126,8 @@ class Options:
     # -- the one place that decides what is standard ----------------------------------------------
     def deviations(self, protocol_epochs: int | None, generation_dataset: str | None = None) -> tuple[str, ...]:
         """Every way this evaluation departs from the protocol, named (`runs=1 precision=bf16`).
-        protocol_epochs: what the track's rule gives (None: not known yet); generation_dataset:
+        protocol_epochs: what the track's rule gives (None for a generator: any override departs);
+        generation_dataset:
         the dataset whose generation budget applies (generative track only)."""
         p, out = self.protocol, []
         if not p.released:
@@ -139,9 +140,8 @@ class Options:
             out.append(f"seed={self.seeds[0]}")
         if self.precision != p.precision:
             out.append(f"precision={self.precision}")
-        epochs = self._get("epochs")
-        if epochs is not None and epochs != protocol_epochs:
-            out.append(f"epochs={epochs}")
+        if self.epochs_key(protocol_epochs) is not None:
+            out.append(f"epochs={self._get('epochs')}")
         budget = self._get("budget")
         if generation_dataset is not None and budget is not None and budget != p.budget(generation_dataset):
             out.append(f"budget={float(budget):g}s")
@@ -150,9 +150,16 @@ class Options:
         return tuple(out)
 
     def identity(self) -> dict:
-        """What, besides the submission and the data, makes two evaluations the same."""
+        """What, besides the submission, the data and the epochs (`epochs_key`), makes two
+        evaluations the same."""
         return {"protocol": self.protocol.digest, "seeds": list(self.seeds), "precision": self.precision,
-                "epochs": self._get("epochs"), "preset": self.overrides.preset}
+                "preset": self.overrides.preset}
+
+    def epochs_key(self, rule_epochs: int | None) -> int | None:
+        """The --epochs override when it departs from the track's rule (None: the rule's epochs,
+        or not yet known), exactly when `deviations` names it."""
+        override = self._get("epochs")
+        return override if override is not None and override != rule_epochs else None
 
     # -- where and how ----------------------------------------------------------------------------
     @property

@@ -1,18 +1,20 @@
 """Scoring one image set for one dataset, then recording it: shared by every track.
 
-Three steps, as in any evaluation harness: compute (`evaluate_job`: train the runs, resuming from
-finished ones, and return a Result), save (`record`: grid, CSV row, regenerated leaderboard, under
-the results lock), display (one line on the terminal). `score` strings them together and skips an
-evaluation identical to one that already succeeded. A problem with the submission becomes a
-status row (never a score); a problem with the harness set-up (a dataset not prepared) is raised.
+An image set (a `Job`) becomes one evaluation (a `Unit`) per architecture, named by its typed
+`Identity`. Each unit is concluded by `conclude`, under its own lock: skipped when an identical
+evaluation is recorded, else its runs are obtained — trained here one after the other
+(`train_runs`), or, spread over processes, trained by each process (`train_run`, called by
+`benchmark.distributed`) and read back — turned into a `Result` by the one function that does so
+(`result_of`), and recorded (`record`). A problem with the submission becomes a status row
+(never a score); a problem with the harness set-up (a dataset not prepared) is raised.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from filelock import FileLock
 from torch import Tensor
@@ -20,14 +22,13 @@ from torch import Tensor
 from evaluator import archs
 from evaluator.data import Dataset, missing_message, tensor_digest
 from evaluator.errors import DatasetError
-from evaluator.evaluate import Evaluation, evaluate
+from evaluator.evaluate import Evaluation
 from evaluator.leakage import LeakReport, check_leakage
-from evaluator.train import Task, TrainConfig, should_compile
+from evaluator.train import Task, TrainConfig, should_compile, train_and_test
 
-from . import grids, leaderboard, provenance, results, runstate, signing
-from .console import error, info, pass_progress, warn
+from . import grids, provenance, results, runstate, signing
+from .console import error, info, pass_progress, run_line, warn
 from .protocol import Protocol
-from .submission import current_hashes
 from .options import Options, device_name
 from .results import Result, Status
 from .text import relative_paths
@@ -58,7 +59,6 @@ class Job:
     preview: Tensor  # uint8 images for the sample grid
     ipc: int
     protocol_epochs: int  # what the track's rule gives, before any override
-    key_fields: dict = field(default_factory=dict)  # what else makes two evaluations identical
     leak: LeakReport | None = None  # the leakage check's findings (None: not checked yet)
     leak_checked: bool = True  # False: the training set itself (the full-data reference), never checked
 
@@ -97,12 +97,36 @@ def describe(opts: Options, protocol_epochs: int | None = None, generation: bool
             **provenance.environment(opts.project_if_any)}
 
 
-def protocol_key(opts: Options, ds: Dataset, job_fields: dict, key_fields: dict) -> str:
-    """What makes two evaluations identical: submission, dataset and test set, protocol, options."""
-    ident = {"track": job_fields["track"], "team": job_fields["team"], "dataset": ds.info.name,
-             "submission": job_fields.get("submission_sha256", ""), "test": ds.test_digest,
-             **opts.identity(), **key_fields}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+@dataclass(frozen=True)
+class Identity:
+    """What makes two evaluations the same: the image set (team, submission files or selected
+    images, dataset and its test set), the effective protocol, and what was trained. Its digest is
+    a row's `protocol_key`; without `arch` it names a generation (the images a generator made)."""
+    track: str
+    team: str
+    dataset: str
+    submission: str  # sha256 of the submission's files (a reference: of the selected images)
+    test: str  # digest of the test set (an imported reference file changes it)
+    protocol: dict  # Options.identity(): protocol digest, seeds, precision, preset
+    epochs: int | None = None  # an --epochs override that departs from the track's rule
+    budget: float | None = None  # generation budget (generative track)
+    sandbox: bool | None = None  # generative track
+    arch: str = ""
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=list).encode()).hexdigest()
+
+
+def identity(opts: Options, fields: dict, test: str, rule_epochs: int | None, arch: str = "") -> Identity:
+    """fields: the row's team, track, dataset, submission_sha256 (and budget_seconds, sandbox for
+    a generation); rule_epochs: what the track's rule gives (None for a generator: its IPC, hence
+    its epochs, is only known after it ran, so only an --epochs override is part of the identity)."""
+    generative = fields["track"] == "generative"
+    return Identity(track=fields["track"], team=fields["team"], dataset=fields["dataset"],
+                    submission=fields.get("submission_sha256", ""), test=test, protocol=opts.identity(),
+                    epochs=opts.epochs_key(None if generative else rule_epochs),
+                    budget=opts.budget(fields["dataset"]) if generative else None,
+                    sandbox=opts.sandbox if generative else None, arch=arch)
 
 
 def previous_result(opts: Options, key: str, name: str) -> Outcome | None:
@@ -119,24 +143,17 @@ def previous_result(opts: Options, key: str, name: str) -> Outcome | None:
 
 def record(root: Path, result: Result, preview: tuple[Tensor, Tensor, int] | None = None,
            leaks: tuple[Tensor, Tensor] | None = None) -> Result:
-    """Grids, row (signed when a key is configured) and leaderboard, under the results lock;
-    returns the row as stored. Submission folders are hashed before the lock is taken.
+    """Grids and the row (signed when a key is configured), under the results lock; returns the
+    row as stored. The page is regenerated once per command (`leaderboard.refresh`).
     leaks: the (submitted, test) images of the leakage check's matches, for their grid."""
     key = signing.load_key(root)
-    hashes = current_hashes(root)
     with results.locked(root):
         folder = root / "leaderboard" / "grids"
         if preview is not None:
             grids.save_grid(folder / grids.grid_name(result.team, result.dataset), *preview)
         if leaks is not None:
             grids.save_pairs(folder / grids.leak_grid_name(result.team, result.dataset), *leaks)
-        stored = results.append_result(root, result, key)
-        try:
-            leaderboard.write(root, hashes)
-        except Exception as exc:  # noqa: BLE001 — the row is in; the page is regenerated by the next write
-            error(f"LEADERBOARD.md was not regenerated ({type(exc).__name__}: {exc}); the row is recorded; "
-                  f"run bench leaderboard after fixing the cause")
-    return stored
+        return results.append_result(root, result, key)
 
 
 def reject(opts: Options, job_fields: dict, status: Status, reason: str) -> Outcome:
@@ -146,39 +163,25 @@ def reject(opts: Options, job_fields: dict, status: Status, reason: str) -> Outc
     return Outcome(stored.team, stored.dataset, status.value, stored.error, stored)
 
 
-def evaluate_job(opts: Options, unit: Unit, fresh: bool = False) -> Result:
-    """Train every run not finished yet (each finished run is saved for resuming) and summarise;
-    fresh: train every run, neither reading nor saving finished ones (bench results verify)."""
-    root, job, arch, run_key, name = opts.project, unit.job, unit.arch, unit.run_key, unit.name
-    ds = job.ds
-    done = {} if fresh else runstate.load_runs(root, run_key)
-    if done:
-        info(f"{name}: resuming, {len(done)} of {opts.runs} runs already finished")
-    cfg = opts.train_config(job.protocol_epochs, arch)
-    task = Task(job.images, job.labels, ds.normalize(ds.test_images), ds.test_labels, ds.info.num_classes)
-    started = time.perf_counter()
-    todo = sum(s not in done for s in opts.seeds)
-    with pass_progress(name, todo * cfg.passes) as on_pass:
-        ev = evaluate(task, cfg, opts.seeds, done=done, on_pass=on_pass,
-                      on_run=None if fresh else lambda r: runstate.save_run(root, run_key, r))
-    return Result(**job.fields, status=Status.OK, ipc=job.ipc, images=len(job.labels),
-                  eval_seconds=time.perf_counter() - started, **summary(ev, cfg, len(job.labels)))
-
-
-def summary(ev: Evaluation, cfg: TrainConfig, n_images: int) -> dict:
-    """The Result fields of an evaluation's runs."""
-    return dict(arch=cfg.arch, parameters=ev.parameters, epochs=cfg.epochs, acc_mean=ev.mean, acc_std=ev.std,
-                acc_ci95=ev.ci95, acc_runs=tuple(ev.accuracies), acc_per_class=tuple(ev.per_class_mean),
-                class_spread=ev.class_spread, compiled=should_compile(cfg, n_images))
+def result_of(fields: dict, ipc: int, n_images: int, ev: Evaluation, cfg: TrainConfig) -> Result:
+    """The one place a finished evaluation becomes a Result (every executor and bench evaluate)."""
+    return Result(**fields, status=Status.OK, ipc=ipc, images=n_images, eval_seconds=ev.seconds, arch=cfg.arch,
+                  parameters=ev.parameters, epochs=cfg.epochs, acc_mean=ev.mean, acc_std=ev.std, acc_ci95=ev.ci95,
+                  acc_runs=tuple(ev.accuracies), acc_per_class=tuple(ev.per_class_mean),
+                  class_spread=ev.class_spread, compiled=should_compile(cfg, n_images))
 
 
 def success(stored: Result, name: str) -> Outcome:
     """The terminal line and the outcome of a recorded score."""
-    text = (f"{stored.acc_mean:.2f} ± {stored.acc_std:.2f} % over {stored.runs} runs (IPC {stored.ipc}, "
-            f"{stored.epochs} epochs{'' if stored.standard else ', non-standard: ' + stored.nonstandard}"
-            f"{', FLAGGED: images copied from the test set' if stored.flagged else ''})")
-    info(f"{name}: {text}", style="green")
-    return Outcome(stored.team, stored.dataset, Status.OK.value, text, stored)
+    info(f"{name}: {score_text(stored)}", style="green")
+    return Outcome(stored.team, stored.dataset, Status.OK.value, score_text(stored), stored)
+
+
+def score_text(r: Result) -> str:
+    spread = f" ± {r.acc_std:.2f} % over {r.runs} runs" if r.runs and r.runs > 1 else " % (one run)"
+    return (f"{r.acc_mean:.2f}{spread} (IPC {r.ipc}, {r.epochs} epochs"
+            f"{'' if r.standard else ', non-standard: ' + r.nonstandard}"
+            f"{', FLAGGED: images copied from the test set' if r.flagged else ''})")
 
 
 def label(job: Job, arch: str) -> str:
@@ -199,13 +202,17 @@ class Unit:
     def name(self) -> str:
         return label(self.job, self.arch)
 
+    def task(self) -> Task:
+        job = self.job
+        return Task(job.images, job.labels, job.ds.normalized_test, job.ds.test_labels, job.ds.info.num_classes)
+
 
 def units(opts: Options, job: Job) -> list[Unit]:
     """One evaluation per architecture asked for, each trained on the same images."""
     images = tensor_digest(job.preview, job.labels)
     out = []
     for arch in opts.archs:
-        key = protocol_key(opts, job.ds, job.fields, {**job.key_fields, "arch": arch})
+        key = identity(opts, job.fields, job.ds.test_digest, job.protocol_epochs, arch).digest()
         unit_job = replace(job, fields={**job.fields, "protocol_key": key})
         out.append(Unit(unit_job, arch, key, hashlib.sha256((key + images).encode()).hexdigest()))
     return out
@@ -219,31 +226,76 @@ def checked_units(opts: Options, job: Job) -> list[Unit]:
     return todo
 
 
-def score(opts: Options, job: Job) -> list[Outcome]:
-    """Every architecture's evaluation of the job, one after the other."""
-    return [_score_unit(opts, unit) for unit in checked_units(opts, job)]
+def train_run(opts: Options, unit: Unit, seed: int, worker: int | None = None, task: Task | None = None,
+              left: int = 0):
+    """Train one run of a unit and save it for resuming; one line per run where no progress bar
+    shows (a log file, CI, a launch over several processes), with the time the `left` runs of
+    this process will take at this pace."""
+    cfg = opts.train_config(unit.job.protocol_epochs, unit.arch)
+    with pass_progress(f"{unit.name} seed {seed}", cfg.passes) as on_pass:
+        run = train_and_test(task or unit.task(), cfg, seed, on_pass)
+    runstate.save_run(opts.project, unit.run_key, run, worker=worker)
+    eta = f"; {left} more run{'s' if left > 1 else ''} here, about {_duration(left * run.seconds)}" if left else ""
+    run_line(f"{unit.name} seed {seed}: {run.accuracy:.2f} % ({_duration(run.seconds)}){eta}")
+    return run
 
 
-def _score_unit(opts: Options, unit: Unit) -> Outcome:
-    root, job, key, run_key, name = opts.project, unit.job, unit.key, unit.run_key, unit.name
-    runstate.ensure_ignored(root)
-    state = runstate.state_dir(root, run_key)
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def conclude(opts: Options, unit: Unit, runs: Callable[[], Evaluation | None]) -> Outcome | None:
+    """Under the evaluation's own lock (a second identical evaluation waits, then skips): skip it
+    if already recorded, else get its runs (train them, or read them back), build the Result and
+    record it. None: runs are missing (a process of a launch died)."""
+    state = runstate.state_dir(opts.project, unit.run_key)
     state.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(state / "evaluating.lock")):  # a second identical evaluation waits, then skips
-        previous = previous_result(opts, key, name)
+    with FileLock(str(state / "evaluating.lock")):
+        previous = previous_result(opts, unit.key, unit.name)
         if previous is not None:
             info(previous.message)
             return previous
-        if opts.force:
-            runstate.clear_runs(root, run_key)
+        job = unit.job
+        cfg = opts.train_config(job.protocol_epochs, unit.arch)
         try:
-            result = evaluate_job(opts, unit)
+            ev = runs()
         except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory, a broken backend
-            return reject(opts, {**job.fields, "arch": unit.arch, "ipc": job.ipc,
-                                 "epochs": opts.epochs(job.protocol_epochs)},
+            return reject(opts, {**job.fields, "arch": unit.arch, "ipc": job.ipc, "epochs": cfg.epochs},
                           Status.FAILED, f"evaluation failed: {exc}")
-        stored = record(root, result, grid_of(opts, unit), leaks_of(opts, unit))
-    return success(stored, name)
+        if ev is None:
+            return None
+        stored = record(opts.project, result_of(job.fields, job.ipc, len(job.labels), ev, cfg),
+                        grid_of(opts, unit), leaks_of(opts, unit))
+    return success(stored, unit.name)
+
+
+def train_runs(opts: Options, unit: Unit) -> Evaluation:
+    """Every run of a unit, in this process: finished runs are read back, the others trained."""
+    root = opts.project
+    if opts.force:
+        runstate.clear_runs(root, unit.run_key)
+    done = runstate.load_runs(root, unit.run_key)
+    if done:
+        info(f"{unit.name}: resuming, {len(done)} of {opts.runs} runs already finished")
+    task = unit.task()
+    todo = [seed for seed in opts.seeds if seed not in done]
+    for i, seed in enumerate(todo):
+        done[seed] = train_run(opts, unit, seed, task=task, left=len(todo) - i - 1)
+    return Evaluation(runs=tuple(done[s] for s in opts.seeds), epochs=opts.epochs(unit.job.protocol_epochs))
+
+
+def score(opts: Options, job: Job) -> list[Outcome]:
+    """Every architecture's evaluation of the job, one after the other, in this process."""
+    runstate.ensure_ignored(opts.project)
+    return [conclude(opts, unit, lambda unit=unit: train_runs(opts, unit)) for unit in checked_units(opts, job)]
+
+
+def fresh_evaluation(opts: Options, unit: Unit) -> Result:
+    """Every run trained afresh, nothing read or saved, nothing recorded (bench results verify)."""
+    cfg = opts.train_config(unit.job.protocol_epochs, unit.arch)
+    task = unit.task()
+    ev = Evaluation(runs=tuple(train_and_test(task, cfg, seed) for seed in opts.seeds), epochs=cfg.epochs)
+    return result_of(unit.job.fields, unit.job.ipc, len(unit.job.labels), ev, cfg)
 
 
 def grid_of(opts: Options, unit: Unit) -> tuple[Tensor, Tensor, int] | None:

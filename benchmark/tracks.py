@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from evaluator.data import load_dataset
-from evaluator.errors import DatasetError
+from evaluator.errors import DatasetError, EvaluatorError
 from evaluator.normalize import to_uint8
 
 from . import generation, sandbox, shards
@@ -19,7 +19,7 @@ from .console import info, warn
 from .errors import SubmissionError, UsageError
 from .options import Options
 from .results import Status
-from .scoring import Job, Outcome, describe, previous_result, protocol_key, reject, score, standard_fields
+from .scoring import Job, Outcome, describe, identity, previous_result, reject, score
 from .submission import TEAM_PATTERN, TRACKS, Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
 from .validate import check_fixed_ipc
 
@@ -46,13 +46,15 @@ class Task:
 
 
 def isolated(opts: Options, task: Task, step: Callable[[], list[Outcome] | Prepared]):
-    """Run one step of a task; a harness set-up problem (bwrap missing, damaged results.csv) is
-    raised, anything else a submission causes becomes the task's `failed` row."""
+    """Run one step of a task. What a submission can cause — a refusal of its files or folder, a
+    file it made unreadable — becomes the task's `failed` row; a harness set-up problem (bwrap
+    missing, damaged results.csv, dataset not prepared) and any other exception, a fault of the
+    harness itself, are raised (exit 2; bench logs the traceback), never blamed on the team."""
     try:
         return step()
     except (UsageError, DatasetError):
         raise
-    except Exception as exc:  # noqa: BLE001 — a hostile submission may raise anything
+    except (SubmissionError, EvaluatorError, OSError) as exc:
         return Rejection(describe(opts, **task.identity), Status.FAILED,
                          f"could not be evaluated ({type(exc).__name__}: {exc})")
 
@@ -109,8 +111,7 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     fields = describe(opts, None, generation=True, team=sub.team, method=sub.method, track=sub.track,
                       dataset=dataset, submission_sha256=sha, budget_seconds=budget,
                       sandbox="bwrap" if opts.sandbox else "none")
-    key_fields = {"budget": budget, "sandbox": opts.sandbox}
-    previous = [previous_result(opts, protocol_key(opts, ds, fields, {**key_fields, "arch": arch}),
+    previous = [previous_result(opts, identity(opts, fields, ds.test_digest, None, arch).digest(),
                                 f"{sub.team}/{dataset}/{arch}") for arch in opts.archs]
     if all(previous):  # every result asked for exists: the generator need not run again
         for outcome in previous:
@@ -134,11 +135,9 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
         info(f"{sub.team}/{dataset}: stopped at the deadline; scoring the {len(gen.shards)} shards completed before it")
     if images.dropped:
         info(f"{sub.team}/{dataset}: IPC {images.ipc}; dropped {images.dropped} extra images of larger classes")
-    epochs = protocol.ipc_epochs.epochs(images.ipc)
-    fields.update(images_generated=images.generated, images_dropped=images.dropped,
-                  **standard_fields(opts, epochs, dataset))
+    fields.update(images_generated=images.generated, images_dropped=images.dropped)
     return Job(ds=ds, fields=fields, images=ds.normalize(images.images), labels=images.labels, preview=images.images,
-               ipc=images.ipc, protocol_epochs=epochs, key_fields=key_fields)
+               ipc=images.ipc, protocol_epochs=protocol.ipc_epochs.epochs(images.ipc))
 
 
 PREPARERS = {"fixed-ipc": prepare_fixed_ipc, "generative": prepare_generative}  # one per name in TRACKS

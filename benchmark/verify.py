@@ -23,7 +23,7 @@ from .errors import UsageError
 from .options import Options, Overrides, device_name
 from .protocol import load_protocol, released_versions
 from .results import Result, Row, Status
-from .scoring import Job, check_job, evaluate_job, units
+from .scoring import Job, check_job, fresh_evaluation, units
 from .tracks import Rejection, submission_tasks
 
 REPRODUCED, DIFFERS, CANNOT = "reproduced", "differs", "cannot verify"
@@ -97,7 +97,7 @@ def verify_row(row: Row, root: Path, device: str) -> Verdict:
         if unit is None:
             raise _Cannot("the evaluation rebuilt from the row has another identity (protocol_key): the row does "
                           "not describe how it was made, or the data set changed")
-        again = evaluate_job(opts, unit, fresh=True)
+        again = fresh_evaluation(opts, unit)
     except _Cannot as exc:
         return Verdict(row, CANNOT, str(exc))
     return _compare(row, again, device_name(device))

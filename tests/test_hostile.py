@@ -112,21 +112,35 @@ def test_a_bad_folder_name_is_skipped_and_the_others_run(project, capsys):
     assert "skipping submissions/bad name: not a team name" in capsys.readouterr().err
 
 
-def test_any_exception_in_one_team_becomes_its_row_and_the_run_goes_on(project, monkeypatch):
+def test_what_one_team_causes_becomes_its_row_and_the_run_goes_on(project, monkeypatch):
     add_team(project, "alpha")
     add_team(project, "beta")
     real = tracks.PREPARERS["fixed-ipc"]
 
     def explode(opts, sub, sha, dataset):
-        if sub.team == "alpha":
-            raise KeyError("something only alpha's files trigger")
+        if sub.team == "alpha":  # e.g. a file the team made unreadable
+            raise PermissionError(13, "Permission denied", "submissions/alpha/digits.safetensors")
         return real(opts, sub, sha, dataset)
 
     monkeypatch.setitem(tracks.PREPARERS, "fixed-ipc", explode)
     assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 1
     rows = {r["team"]: r for r in read_results(project)}
-    assert rows["alpha"]["status"] == "failed" and "KeyError" in rows["alpha"]["error"]
+    assert rows["alpha"]["status"] == "failed" and "PermissionError" in rows["alpha"]["error"]
     assert rows["beta"]["status"] == "ok"
+
+
+def test_a_fault_of_the_harness_exits_2_with_its_traceback_and_blames_no_team(project, monkeypatch, capsys):
+    add_team(project, "alpha")
+
+    def bug(*args, **kwargs):
+        raise KeyError("a mistyped key inside the harness")
+
+    monkeypatch.setitem(tracks.PREPARERS, "fixed-ipc", bug)
+    assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 2
+    assert "internal error of the harness (KeyError" in capsys.readouterr().err
+    assert all(r["status"] != "failed" for r in read_results(project))
+    logs = list((project / "leaderboard" / ".runs" / "logs").glob("harness-error-*.log"))
+    assert len(logs) == 1 and "Traceback" in logs[0].read_text() and "a mistyped key" in logs[0].read_text()
 
 
 # -- cost bounded before work ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Callable
 
 from evaluator.train import PRECISIONS
 
-from .. import distributed
+from .. import distributed, leaderboard
 from ..console import info
 from ..options import Options, Overrides, find_root, resolve_device
 from ..protocol import Protocol, load_protocol, load_protocol_file
@@ -93,8 +93,14 @@ def run_tasks(opts: Options, make_tasks: Callable[[Options], list]) -> int:
     """Evaluate the command's tasks: here, one after the other; or, started by torchrun or
     accelerate launch, spread over all processes (only the main one records and reports)."""
     if not distributed.launched():
-        return exit_status(execute(opts, make_tasks(opts)))
+        try:
+            return exit_status(execute(opts, make_tasks(opts)))
+        finally:
+            leaderboard.refresh(opts.project)  # once per command, also when it was interrupted
     workers = distributed.Workers.start(opts.device)
     opts = replace(opts, device=workers.device)
     outcomes = distributed.execute(opts, make_tasks(opts), workers)
-    return exit_status(outcomes) if workers.is_main else 0
+    if not workers.is_main:
+        return 0
+    leaderboard.refresh(opts.project)
+    return exit_status(outcomes)

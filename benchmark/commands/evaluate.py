@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from rich.table import Table
@@ -19,11 +18,11 @@ from evaluator.leakage import check_leakage
 from evaluator.normalize import to_uint8
 from evaluator.train import Task
 
-from ..console import console, info, pass_progress, warn
+from ..console import console, info, pass_progress, run_line, warn
 from ..errors import UsageError
 from ..options import Options
-from ..results import Result, Status
-from ..scoring import describe, summary
+from ..results import Result
+from ..scoring import describe, result_of
 from ..submission import file_sha256
 from ._common import add_common, options
 
@@ -83,11 +82,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       submission_sha256=file_sha256(args.file), **_leakage(args, opts, image_set))
     for arch in opts.archs:  # one result (one JSON line) per architecture
         cfg = opts.train_config(opts.protocol.fixed_epochs, arch)
-        started = time.perf_counter()
         with pass_progress(f"{args.file.name} / {arch}", opts.runs * cfg.passes, enabled=not args.json) as on_pass:
-            ev = evaluate(task, cfg, opts.seeds, on_pass=on_pass)
-        result = Result(**fields, status=Status.OK, ipc=int(counts.min()), images=len(image_set.labels),
-                        eval_seconds=time.perf_counter() - started, **summary(ev, cfg, len(image_set.labels)))
+            ev = evaluate(task, cfg, opts.seeds, on_pass=on_pass,
+                          on_run=lambda run: run_line(f"{arch} seed {run.seed}: {run.accuracy:.2f} %"))
+        result = result_of(fields, int(counts.min()), len(image_set.labels), ev, cfg)
         if args.json:
             print(json.dumps(result.with_text_cleaned().to_json()), flush=True)
         else:
@@ -104,5 +102,6 @@ def _print(file: Path, r: Result, ev) -> None:
     console.print(table)
     ci = f", 95 % CI ± {r.acc_ci95:.2f}" if r.acc_ci95 is not None else ""
     note = "" if r.standard else f" (non-standard: {r.nonstandard})"
-    info(f"accuracy {r.acc_mean:.2f} ± {r.acc_std:.2f} % (sample std{ci}) over {r.runs} runs, {r.epochs} epochs"
+    spread = f" ± {r.acc_std:.2f} % (sample std{ci}) over {r.runs} runs" if r.runs > 1 else " % (one run)"
+    info(f"accuracy {r.acc_mean:.2f}{spread}, {r.epochs} epochs"
          f"{note}; per-class spread {r.class_spread:.1f}; {r.device}, {r.eval_seconds:.1f} s", style="bold")

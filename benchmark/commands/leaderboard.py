@@ -22,7 +22,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     root = project_root(args)
     hashes = current_hashes(root)  # before the lock: a slow folder never holds up the others' writes
     with results.locked(root):
-        tables = leaderboard.write(root, hashes)
+        tables = leaderboard.write(root, hashes)  # errors here are the command's: exit 2
     path = root / "leaderboard" / "LEADERBOARD.md"
     for t in [*tables, leaderboard.published_table()]:
         if not t.rows:

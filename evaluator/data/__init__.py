@@ -77,6 +77,11 @@ class Dataset:
         return normalize(images, self.info.mean, self.info.std)
 
     @cached_property
+    def normalized_test(self) -> Tensor:
+        """The test images as model input, computed once per object."""
+        return self.normalize(self.test_images)
+
+    @cached_property
     def test_digest(self) -> str:
         """Which test set this is (an imported reference file changes it); hashed once per object."""
         return tensor_digest(self.test_images, self.test_labels)
