@@ -73,6 +73,7 @@ class Protocol:
     cross_archs: tuple[str, ...]
     arch_recipes: Mapping[str, str]  # architecture (or "timm" for any timm:<name>) -> recipe section
     leakage: LeakParams | None = None  # the leakage check (from version 3; None: not checked)
+    max_float_excursion: float = float("inf")  # float images may leave [0, 1] pixels by this much (version 3)
 
     def recipe_for(self, arch: str) -> Recipe:
         """The recipe an architecture trains with (every one is `training` in versions 2 and 3)."""
@@ -118,6 +119,14 @@ def content_digest(tree: object) -> str:
     return hashlib.sha256(json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _digest(tree: object, path: Path) -> str:
+    try:
+        return content_digest(tree)
+    except (TypeError, ValueError):  # a date, bytes, a number as a key, an integer too long to print
+        raise UsageError(f"{path}: a protocol holds only numbers, text, true/false, lists and mappings with text "
+                         f"keys; found something else (a date, binary data, a numeric key or a huge number)") from None
+
+
 # The sane range of every number in a protocol file (inclusive): a file of one's own is checked as
 # strictly as a release, so that NaN, infinities, zero caps and absurd sizes never reach the work.
 _AUG = "training.augmentation."
@@ -132,7 +141,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "sandbox.max_output_mib": (1, 1 << 22),
     "integrity.leakage.max_shift": (0, 16), "integrity.leakage.coarse_size": (1, 64),
     "integrity.leakage.candidates": (1, 256), "integrity.leakage.max_distance": (1e-6, 1),
-    "integrity.leakage.ratio": (1e-6, 1), "integrity.leakage.max_fraction": (0, 0.999),
+    "integrity.leakage.ratio": (1e-6, 1), "integrity.leakage.blend_ratio": (1e-6, 1),
+    "integrity.leakage.max_fraction": (0, 0.999), "integrity.max_float_excursion": (0, 10),
 }
 SEED_RANGE, MAX_SEEDS = (0, 2**31 - 1), 100
 BUDGET_RANGE = (1e-3, 7 * 86_400)  # seconds
@@ -232,7 +242,7 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
         raise UsageError(f"{where}: key 'generative.ipc_epochs.rows': every IPC from 1 to 100000 and every epoch "
                          f"count from {EPOCH_RANGE[0]} to {EPOCH_RANGE[1]}")
     return Protocol(
-        version=r.get("version", int), digest=content_digest(tree), released=released,
+        version=r.get("version", int), digest=_digest(tree, Path(where)), released=released,
         seeds=tuple(seeds), precision=precision, recipe=recipe,
         fixed_ipc=r.get("fixed_ipc.ipc", int), fixed_epochs=r.get("fixed_ipc.epochs", int),
         ipc_epochs=table, max_ipc=r.get("generative.max_ipc", int), budgets=MappingProxyType(budgets),
@@ -243,18 +253,24 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
                               max_tmp_bytes=r.get("sandbox.max_tmp_mib", int) << 20),
         presets=MappingProxyType(_presets(r)),
         leakage=_leakage(r),
+        max_float_excursion=r.number("integrity.max_float_excursion") if _has(r, "integrity") else float("inf"),
         **_architectures(r),
     )
 
 
+def _has(r: _Reader, key: str) -> bool:
+    return isinstance(r.tree, dict) and key in r.tree
+
+
 def _leakage(r: _Reader) -> LeakParams | None:
-    if not isinstance(r.tree, dict) or "integrity" not in r.tree:
+    if not _has(r, "integrity"):
         return None  # version 2 had no leakage check
     key = "integrity.leakage"
     try:
         return LeakParams(max_shift=r.get(f"{key}.max_shift", int), coarse_size=r.get(f"{key}.coarse_size", int),
                           candidates=r.get(f"{key}.candidates", int), max_distance=r.number(f"{key}.max_distance"),
-                          ratio=r.number(f"{key}.ratio"), max_fraction=r.number(f"{key}.max_fraction"))
+                          ratio=r.number(f"{key}.ratio"), blend_ratio=r.number(f"{key}.blend_ratio"),
+                          max_fraction=r.number(f"{key}.max_fraction"))
     except ValueError as exc:
         raise UsageError(f"{r.where}: {key}: {exc}") from None
 
@@ -312,7 +328,7 @@ def load_protocol(version: int | None = None) -> Protocol:
         raise UsageError(f"protocol version {version} is not released; known: {', '.join(map(str, released_versions()))}")
     path = FOLDER / entry["file"]
     tree = _read_yaml(path)
-    if content_digest(tree) != entry["sha256"]:
+    if _digest(tree, path) != entry["sha256"]:
         raise UsageError(f"{path}: changed after its release (its values no longer match CHANGELOG.yaml); released "
                          f"protocols are frozen: restore it with git checkout and make the change in a new version")
     return parse_protocol(tree, str(path), released=True)
@@ -321,7 +337,7 @@ def load_protocol(version: int | None = None) -> Protocol:
 def load_protocol_file(path: Path) -> Protocol:
     """A protocol file of one's own (--protocol FILE); a released file loads as that release."""
     tree = _read_yaml(path)
-    digest = content_digest(tree)
+    digest = _digest(tree, path)
     for version, entry in released_versions().items():
         if entry["sha256"] == digest:
             return load_protocol(version)

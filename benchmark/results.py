@@ -32,6 +32,7 @@ from .text import defused, plain
 LOCK_TIMEOUT = 600  # seconds a writer waits for another
 TEXT_LIMITS = {"method": 200, "error": 300, "nonstandard": 200}  # longest text stored per column
 DEFAULT_TEXT_LIMIT = 120
+MAX_CELL_CHARS = 100_000  # longer than any cell the harness writes (per-class accuracies of 200 classes)
 
 
 class Status(str, enum.Enum):
@@ -157,11 +158,29 @@ def parse_row(cells: list[str], where: str) -> Result:
     values = {}
     for name, text in zip(COLUMNS, cells):
         try:
+            if len(text) > MAX_CELL_CHARS:
+                raise ValueError("too long")
             values[name] = _parse(_KINDS[name], text)
-        except (ValueError, TypeError, json.JSONDecodeError):
+        except (ValueError, TypeError, RecursionError, json.JSONDecodeError):
             raise ResultsError(f"{where}: column '{name}' holds {plain(text, 40)!r}, not a valid "
                                f"{_KINDS[name]}; {REPAIR}") from None
-    return Result(**values)
+    result = Result(**values)
+    problem = _inconsistency(result)
+    if problem:
+        raise ResultsError(f"{where}: {problem}; the harness never writes such a row: {REPAIR}")
+    return result
+
+
+def _inconsistency(r: Result) -> str | None:
+    """What makes a parsed row impossible: a score that is not the mean of its runs, run counts
+    that disagree. The page shows acc_mean and ranks by acc_runs: they must agree."""
+    if r.status is not Status.OK:
+        return None
+    if not r.acc_runs or r.acc_mean is None or r.runs != len(r.acc_runs) or len(r.seeds) != len(r.acc_runs):
+        return "a successful row needs runs = the number of seeds = the number of accuracies in acc_runs, and acc_mean"
+    if abs(r.acc_mean - sum(r.acc_runs) / len(r.acc_runs)) > 0.01:
+        return f"acc_mean {r.acc_mean} is not the mean of acc_runs"
+    return None
 
 
 REPAIR = ("repair that line (or delete it), or move the file aside to start a new one; "
@@ -226,12 +245,20 @@ def read_rows(root: Path, key: signing.Key | None = None) -> list[Row]:
     path = results_path(root)
     if not path.is_file():
         return []
-    rows = []
+    rows, previous = [], ""
     for where, cells in _rows(path):
         result = parse_row(cells, where)
-        verified = None if key is None else key.verifies(_unsigned_cells(cells), result.signer, result.signature)
+        verified = None
+        if key is not None:
+            verified = key.verifies(_unsigned_cells(cells), result.signer, result.signature, previous)
+            previous = result.signature if verified else previous
         rows.append(Row(where, result, verified))
     return rows
+
+
+def _chain_end(rows: list[Row]) -> str:
+    """The signature the next signed row chains to: that of the last row that verifies."""
+    return next((row.result.signature for row in reversed(rows) if row.verified), "")
 
 
 def read_results(root: Path) -> list[Result]:
@@ -248,7 +275,8 @@ def unverified(root: Path, key: signing.Key) -> list[str]:
             continue
         r = row.result
         why = ("no signature" if not r.signature else "signed with another key" if r.signer != key.fingerprint
-               else "signature does not match its content (edited after signing)")
+               else "signature does not match its content and place (edited, replayed or moved after signing, "
+                    "or a signed row before it was removed)")
         out.append(f"{row.where}: {plain(r.team, 40)}/{plain(r.dataset, 40) or '-'} ({r.status.value}) is unverified: "
                    f"{why}; it is not ranked (re-evaluate it with the key configured, or delete the line)")
     return out
@@ -275,12 +303,12 @@ def append_result(root: Path, result: Result, key: signing.Key | None = None) ->
     """Append one row atomically, signed with the key if one is given; the caller holds
     `locked(root)`. Refuses a damaged file."""
     path = results_path(root)
-    read_results(root)  # a damaged file is never appended to
+    rows = read_rows(root, key)  # a damaged file is never appended to
     existing = path.read_text(encoding="utf-8") if path.is_file() else ""
     clean = replace(result.with_text_cleaned(), signer=key.fingerprint if key else "", signature="")
     cells = [_cell(getattr(clean, c)) for c in COLUMNS]
     if key is not None:
-        clean = replace(clean, signature=key.sign(_unsigned_cells(cells)))
+        clean = replace(clean, signature=key.sign(_unsigned_cells(cells), _chain_end(rows)))
         cells[-1] = clean.signature
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

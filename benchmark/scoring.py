@@ -61,6 +61,7 @@ class Job:
     protocol_epochs: int  # what the track's rule gives, before any override
     leak: LeakReport | None = None  # the leakage check's findings (None: not checked yet)
     leak_checked: bool = True  # False: the training set itself (the full-data reference), never checked
+    pixels: Tensor | None = None  # float images: what is trained, in pixel units, neither rounded nor clipped
 
 
 def check_job(protocol: Protocol, job: Job, device: str = "cpu") -> Job:
@@ -72,7 +73,8 @@ def check_job(protocol: Protocol, job: Job, device: str = "cpu") -> Job:
     if ds.train_images is None:
         raise DatasetError(f"{missing_message(ds.info.name)}: the leakage check compares with the training split")
     name = f"{job.fields['team']}/{ds.info.name}"
-    report = check_leakage(job.preview.to(device), job.labels, ds.test_images, ds.test_labels, ds.train_images, params)
+    checked = job.pixels if job.pixels is not None else job.preview  # what is trained, not its clipped preview
+    report = check_leakage(checked.to(device), job.labels, ds.test_images, ds.test_labels, ds.train_images, params)
     if report.flagged:
         warn(f"{name}: leakage check: {report.matched} of {report.checked} images are near copies of test images; "
              f"the row is flagged: listed apart, never ranked")

@@ -4,9 +4,11 @@ The key is a secret of the organisers, never in the repository: the environment 
 BENCH_SIGNING_KEY (the key itself), or BENCH_SIGNING_KEY_FILE (a file holding it), or else
 ~/.config/ddbench/signing.key when that file exists. `bench results keygen` writes a new one.
 
-A row's signature is HMAC-SHA256, under the key, of its canonical content: every other cell of
-the row exactly as stored, the key's fingerprint included. A row added or edited by hand does not
-verify; with a key configured such rows are listed apart and never ranked, and an evaluation is
+A row's signature is HMAC-SHA256, under the key, of its canonical content — every other cell of
+the row exactly as stored, the key's fingerprint included — and of the signature of the last row
+that verified before it: rows form a chain, so a signed row replayed or moved elsewhere in the
+file, or a signed row removed from the middle, breaks the chain at that place. A row added or
+edited by hand does not verify; with a key configured such rows are listed apart and never ranked, and an evaluation is
 skipped as "already done" only on the strength of a row that verifies. Without a key everything
 works as before and the page says that the record is unsigned.
 """
@@ -43,13 +45,15 @@ class Key:
         """Names the key in rows and on the page without revealing it."""
         return hashlib.sha256(b"ddbench-key\0" + self.secret).hexdigest()[:16]
 
-    def sign(self, cells: list[str]) -> str:
-        """The signature of a row's cells (every column but `signature`, in order)."""
-        payload = json.dumps([ROW_TAG, *cells], ensure_ascii=False, separators=(",", ":")).encode()
+    def sign(self, cells: list[str], previous: str) -> str:
+        """The signature of a row's cells (every column but `signature`, in order), chained to the
+        signature of the row signed before it (`previous`, "" for the first): a signed row copied
+        to another place, or replayed, no longer verifies."""
+        payload = json.dumps([ROW_TAG, previous, *cells], ensure_ascii=False, separators=(",", ":")).encode()
         return hmac.new(self.secret, payload, hashlib.sha256).hexdigest()
 
-    def verifies(self, cells: list[str], signer: str, signature: str) -> bool:
-        return signer == self.fingerprint and hmac.compare_digest(self.sign(cells), signature)
+    def verifies(self, cells: list[str], signer: str, signature: str, previous: str) -> bool:
+        return signer == self.fingerprint and hmac.compare_digest(self.sign(cells, previous), signature)
 
 
 def _inside(path: Path, root: Path | None) -> bool:

@@ -94,6 +94,8 @@ def parse_spec(folder: Path) -> Submission:
     if not isinstance(spec, dict):
         raise _bad(path, "must be a mapping of keys (team: ..., method: ..., ...)")
     for key in spec:
+        if not isinstance(key, str):  # a number, a date, a list: never a key (and a huge integer cannot even print)
+            raise _bad(path, f"a key that is not text ({type(key).__name__}); keys are: {', '.join([*REQUIRED, *OPTIONAL])}")
         if key not in REQUIRED and key not in OPTIONAL:
             close = difflib.get_close_matches(str(key), [*REQUIRED, *OPTIONAL], n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -284,7 +286,10 @@ def _identity(st: os.stat_result) -> str:
 def _file_digest(path: Path, st: os.stat_result) -> str:
     key = _identity(st)
     if key not in _DIGESTS:
-        _DIGESTS[key] = file_sha256(path)
+        try:
+            _DIGESTS[key] = file_sha256(path)
+        except OSError as exc:  # e.g. a file its team made unreadable
+            _raise(exc)
     return _DIGESTS[key]
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Union
 
 from evaluator.data import load_dataset
 from evaluator.errors import DatasetError, EvaluatorError
-from evaluator.normalize import to_uint8
+from evaluator.normalize import denormalize, to_uint8
 
 from . import generation, sandbox, shards
 from .console import info, warn
@@ -96,9 +96,11 @@ def prepare_fixed_ipc(opts: Options, sub: Submission, sha: str, dataset: str) ->
         warn(w)
     ds = load_dataset(dataset, opts.data_dir, need_train=protocol.leakage is not None)
     mean, std = ds.info.mean, ds.info.std
-    preview = image_set.images if image_set.is_uint8 else to_uint8(image_set.images, mean, std)
+    uint8 = image_set.is_uint8
+    preview = image_set.images if uint8 else to_uint8(image_set.images, mean, std)
     return Job(ds=ds, fields=fields, images=image_set.normalized(mean, std), labels=image_set.labels,
-               preview=preview, ipc=protocol.fixed_ipc, protocol_epochs=protocol.fixed_epochs)
+               preview=preview, ipc=protocol.fixed_ipc, protocol_epochs=protocol.fixed_epochs,
+               pixels=None if uint8 else denormalize(image_set.images, mean, std))
 
 
 def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -> Prepared:

@@ -9,6 +9,7 @@ import torch
 from evaluator.data import get_info
 from evaluator.errors import ImageFileError
 from evaluator.files import ImageSet, load_image_set
+from evaluator.normalize import denormalize
 
 from .errors import SubmissionError
 from .protocol import Protocol
@@ -44,6 +45,18 @@ def normalisation_warning(path: Path, images: torch.Tensor) -> str | None:
             f"with the dataset statistics, or uint8 images")
 
 
+def _check_float_range(path: Path, image_set: ImageSet, info, excursion: float) -> None:
+    """Float images, converted back to pixels, may leave [0, 1] by at most `excursion` of the
+    range: far outside it, an image can carry a test image that its clipped preview (and the
+    leakage check) would not show."""
+    pixels = denormalize(image_set.images, info.mean, info.std) / 255
+    lo, hi = float(pixels.min()), float(pixels.max())
+    if lo < -excursion or hi > 1 + excursion:
+        raise SubmissionError(f"{path}: images span {lo:.2f} to {hi:.2f} of the pixel range once the {info.name} "
+                              f"normalisation is undone; at most {-excursion:g} to {1 + excursion:g} is accepted: "
+                              f"clip them (or save uint8 images)")
+
+
 def check_fixed_ipc(sub: Submission, dataset: str, protocol: Protocol) -> tuple[ImageSet, DatasetCheck]:
     """Load and check one dataset file; raises SubmissionError with a one-line reason."""
     info = get_info(dataset)
@@ -60,6 +73,8 @@ def check_fixed_ipc(sub: Submission, dataset: str, protocol: Protocol) -> tuple[
         c = off[0]
         raise SubmissionError(f"{path}: class {c} has {int(counts[c])} images; the fixed-IPC track needs exactly "
                               f"{want} per class ({want * info.num_classes} images)")
+    if not image_set.is_uint8 and protocol.leakage is not None:
+        _check_float_range(path, image_set, get_info(dataset), protocol.max_float_excursion)
     warning = normalisation_warning(path, image_set.images)
     if warning:
         check.warnings.append(warning)

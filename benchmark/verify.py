@@ -91,6 +91,9 @@ def verify_row(row: Row, root: Path, device: str) -> Verdict:
     try:
         if r.status is not Status.OK:
             raise _Cannot(f"a {r.status.value} row has no score to reproduce")
+        if row.verified is False:
+            raise _Cannot("its signature does not verify with the organisers' key (bench results check says why); "
+                          "an unverified row is not evidence of anything")
         opts = replace(options_of(r, root, device), force=True)  # never skipped as already evaluated
         job = check_job(opts.protocol, _job(opts, r), device)
         unit = next((u for u in units(opts, job) if u.key == r.protocol_key), None)
@@ -116,7 +119,7 @@ def _compare(row: Row, again: Result, device: str) -> Verdict:
         same = tuple(round(a, 4) for a in again.acc_runs) == tuple(round(a, 4) for a in r.acc_runs)
         return Verdict(row, REPRODUCED if same else DIFFERS,
                        f"{said}; same device: {'every run identical' if same else 'the runs differ'}")
-    ci = r.acc_ci95
+    ci = Estimate.of(list(r.acc_runs)).ci95  # from the recorded runs themselves, not the row's acc_ci95 cell
     if ci is None:
         return Verdict(row, CANNOT, f"{said}; another device ({device}) and no confidence interval to compare within")
     inside = abs(new.mean - r.acc_mean) <= ci

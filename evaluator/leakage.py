@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 EPS = 1e-6
+TOLERANCE = 1e-4  # distances this close are equal (float rounding): an exact training image never matches
 EXHAUSTIVE_PIXEL_PAIRS = 1 << 27  # below this N x M x pixels every pair is compared (no retrieval)
 
 
@@ -40,13 +41,15 @@ class LeakParams:
     candidates: int  # nearest test and nearest training images verified per submitted image
     max_distance: float  # a match is at most this far from its test image ...
     ratio: float  # ... and at most ratio x the distance to the nearest training image
+    blend_ratio: float  # a blend: a test and a training image leave at most this x what two training images leave
     max_fraction: float  # the set is flagged when more than this fraction of its images match
 
     def __post_init__(self) -> None:
         problems = [name for name, ok in (
             ("max_shift", 0 <= self.max_shift <= 16), ("coarse_size", 1 <= self.coarse_size <= 64),
             ("candidates", 1 <= self.candidates <= 256), ("max_distance", 0 < self.max_distance <= 1),
-            ("ratio", 0 < self.ratio <= 1), ("max_fraction", 0 <= self.max_fraction < 1)) if not ok]
+            ("ratio", 0 < self.ratio <= 1),
+            ("blend_ratio", 0 < self.blend_ratio <= 1), ("max_fraction", 0 <= self.max_fraction < 1)) if not ok]
         if problems:
             raise ValueError(f"leakage parameter out of range: {', '.join(problems)}")
 
@@ -183,46 +186,173 @@ def aligned_distance(a: Tensor, b: Tensor, max_shift: int) -> Tensor:
     return 1 - best
 
 
-def _candidate_distances(images: Tensor, refs: Tensor, params: LeakParams, views: list[Tensor] | None,
-                         chunk: int) -> Tensor:
-    """N x K distances to the refs: all of them when that is cheap, else the retrieved candidates."""
-    n, m, pixels = len(images), len(refs), images.shape[-1] * images.shape[-2]
-    if n * m * pixels <= EXHAUSTIVE_PIXEL_PAIRS:
-        return distances(images, refs, params.max_shift)
-    coarse = torch.cat([_coarse(_center(refs[i:i + chunk].to(images.device).float(), params.max_shift),
-                                params.coarse_size) for i in range(0, m, chunk)])
-    cand = _nearest(views, coarse, params.candidates, chunk)
-    k = cand.shape[1]
-    flat = aligned_distance(images.float().repeat_interleave(k, dim=0), refs[cand.flatten().cpu()], params.max_shift)
-    return torch.stack([flat.view(n, k), cand.float()])  # distances, and which refs they are
+def _window_alignments(h: int, max_shift: int):
+    """Shift and flip alignments in the frame of the submitted image's central crop: (flip,
+    window of the reference image) such that the crop of the (flipped) copy shows that window."""
+    inner = h - 2 * max_shift
+    for flip in (False, True):
+        for dy in range(-max_shift, max_shift + 1):
+            for dx in range(-max_shift, max_shift + 1):
+                yield flip, (slice(max_shift - dy, max_shift - dy + inner), slice(max_shift - dx, max_shift - dx + inner))
+
+
+def _gain(e: Tensor, r1: Tensor, win: Tensor) -> Tensor:
+    """How much of x a window w adds to its nearest training image r1 (unit rows): the squared
+    correlation of x's residual e with the part of w not already in r1."""
+    er, rr = (e * win).sum(-1), (r1 * win).sum(-1)
+    return er * er / (1 - rr * rr).clamp_min(1e-3)
+
+
+def aligned_windows(e: Tensor, r1: Tensor, b: Tensor, max_shift: int) -> tuple[Tensor, Tensor]:
+    """For each (e[i], r1[i], b[i]) — e: a submitted image's residual after its nearest training
+    image r1 (unit rows, central-crop frame) — the window of b, over flips and shifts, that adds
+    most to r1 in explaining the image, as a unit row in that frame (flipped back where the
+    alignment flips); and its gain."""
+    b = b.to(e.device).float()
+    best, out = torch.full((len(e),), -1.0, device=e.device), torch.zeros_like(e)
+    for flip, (wy, wx) in _window_alignments(b.shape[-1], max_shift):
+        win = b[..., wy, wx]
+        win = _rows(win.flip(-1) if flip else win)
+        gain = _gain(e, r1, win)
+        better = gain > best
+        best = torch.where(better, gain, best)
+        out[better] = win[better]
+    return out, best
+
+
+def window_gains(e: Tensor, r1: Tensor, refs: Tensor, max_shift: int, chunk: int = 4096) -> Tensor:
+    """N x M: the best gain of a window of each ref over flips and shifts (exhaustive)."""
+    best = torch.full((len(e), len(refs)), -1.0, device=e.device)
+    for flip, (wy, wx) in _window_alignments(refs.shape[-1], max_shift):
+        for start in range(0, len(refs), chunk):
+            win = refs[start:start + chunk, :, wy, wx].to(e.device).float()
+            w = _rows(win.flip(-1) if flip else win)
+            er, rr = e @ w.T, r1 @ w.T
+            part = best[:, start:start + chunk]
+            torch.maximum(part, er * er / (1 - rr * rr).clamp_min(1e-3), out=part)
+    return best
+
+
+def _best_window(a: Tensor, b: Tensor, max_shift: int) -> Tensor:
+    """The window of b best correlated with a's central crop (over flips and shifts), in a's frame."""
+    crop = _rows(_center(a.float(), max_shift))
+    b = b.to(a.device).float()
+    best, out = torch.full((len(a),), -2.0, device=a.device), torch.zeros_like(crop)
+    for flip, (wy, wx) in _window_alignments(a.shape[-1], max_shift):
+        win = b[..., wy, wx]
+        win = _rows(win.flip(-1) if flip else win)
+        corr = (crop * win).sum(1)
+        better = corr > best
+        best = torch.where(better, corr, best)
+        out[better] = win[better]
+    return out
+
+
+def _candidates(images: Tensor, refs: Tensor, k: int, s: int, views: list[Tensor] | None, coarse_size: int,
+                chunk: int) -> Tensor:
+    """N x k indices of the refs nearest each image: every pair compared when cheap (views None),
+    else retrieved with the coarse descriptors."""
+    if views is None:
+        return distances(images, refs, s).topk(min(k, len(refs)), dim=1, largest=False).indices
+    coarse = torch.cat([_coarse(_center(refs[i:i + chunk].to(images.device).float(), s), coarse_size)
+                        for i in range(0, len(refs), chunk)])
+    return _nearest(views, coarse, k, chunk)
+
+
+def _verified(images: Tensor, refs: Tensor, cand: Tensor, s: int, batch: int = 256) -> tuple[Tensor, Tensor]:
+    """(N x k aligned distances, N x k x D aligned central windows) of each image's candidates,
+    computed a batch of images at a time (memory follows the batch, not the set)."""
+    n, k = cand.shape
+    dist, wins = [], []
+    for i in range(0, n, batch):
+        a = images[i:i + batch].float().repeat_interleave(k, dim=0)
+        b = refs[cand[i:i + batch].flatten().cpu()].to(a.device)
+        dist.append(aligned_distance(a, b, s).view(-1, k))
+        wins.append(_best_window(a, b, s).view(-1, k, a.shape[1] * (a.shape[-1] - 2 * s) ** 2))
+    return torch.cat(dist), torch.cat(wins)
+
+
+def _pair_residuals(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """1 - R^2 of each x (N x D, unit rows) fitted by each pair (a_i, b_j) (N x ka x D, N x kb x D,
+    unit rows): N x ka x kb. A degenerate pair (a_i = b_j) counts as a single image."""
+    xa, xb = (a @ x[:, :, None])[..., 0], (b @ x[:, :, None])[..., 0]  # N x ka, N x kb
+    ab = a @ b.transpose(1, 2)  # N x ka x kb
+    xa, xb = xa[:, :, None], xb[:, None, :]
+    det = 1 - ab * ab
+    explained = (xa * xa + xb * xb - 2 * xa * xb * ab) / det.clamp_min(1e-6)
+    single = torch.maximum(xa * xa, xb * xb)
+    explained = torch.where(det > 1e-4, explained, single).clamp(0, 1)
+    return 1 - explained
+
+
+def _second(e: Tensor, r1: Tensor, refs: Tensor, s: int, retrieve: bool, params: LeakParams,
+            chunk: int) -> tuple[Tensor, Tensor]:
+    """For each image: the aligned window (unit row) of the ref that, with its nearest training
+    image r1, explains it best, and which ref. Every ref is compared when cheap; else candidates
+    come from the coarse descriptor of the residual e."""
+    if not retrieve:
+        which = window_gains(e, r1, refs, s, chunk).argmax(dim=1)
+    else:
+        side = refs.shape[-1] - 2 * s
+        crops = e.view(len(e), refs.shape[1], side, side)
+        views = [_coarse(crops, params.coarse_size), _coarse(crops.flip(-1), params.coarse_size)]
+        coarse = torch.cat([_coarse(_center(refs[i:i + chunk].to(e.device).float(), s), params.coarse_size)
+                            for i in range(0, len(refs), chunk)])
+        cand = _nearest(views, coarse, params.candidates, chunk)
+        k = cand.shape[1]
+        _, gain = aligned_windows(e.repeat_interleave(k, dim=0), r1.repeat_interleave(k, dim=0),
+                                  refs[cand.flatten().cpu()], s)
+        which = cand.gather(1, gain.view(-1, k).argmax(dim=1, keepdim=True)).flatten()
+    wins, _ = aligned_windows(e, r1, refs[which.cpu()], s)
+    return wins, which
+
+
+def _as_distance(residual: Tensor) -> Tensor:
+    """1 - the multiple correlation: comparable with max_distance (1 - correlation)."""
+    return 1 - (1 - residual).clamp_min(0).sqrt()
 
 
 def check_leakage(images: Tensor, labels: Tensor, test_images: Tensor, test_labels: Tensor,
                   train_images: Tensor, params: LeakParams, chunk: int = 8192) -> LeakReport:
-    """Compare a submitted image set (uint8 N x 3 x H x W, with its labels) with the test and
-    training sets. A match: its nearest test image (at the best alignment) has its label, is at
-    most max_distance away, and at most ratio x the distance to the nearest training image."""
+    """Compare a submitted image set (N x 3 x H x W in pixel units, 0-255: uint8, or the floats
+    actually trained on, converted back but neither rounded nor clipped) with the test and training
+    sets. An image matches (a) when its nearest test image (at the best alignment) has its label,
+    is at most max_distance away, and closer than ratio x the distance to the nearest training
+    image; or (b) when it is a blend: its nearest training image and a test image of its label
+    together explain it (at most max_distance left), far better (blend_ratio) than that training
+    image and any other training image do."""
     started = time.perf_counter()
+    s = min(params.max_shift, images.shape[-1] // 4)  # small images: the crop keeps half the side
+    k = params.candidates
     with torch.no_grad():
         views = None
         if len(images) * len(train_images) * images.shape[-1] * images.shape[-2] > EXHAUSTIVE_PIXEL_PAIRS:
             step = max(1, images.shape[-1] // (2 * params.coarse_size))  # finer shifts barely move the descriptor
-            views = [_coarse(v, params.coarse_size) for v in _views(images.float(), params.max_shift, step)]
-        d_test, test_idx = _split(_candidate_distances(images, test_images, params, views, chunk))
-        d_train, _ = _split(_candidate_distances(images, train_images, params, views, chunk))
-    best_test, which = d_test.cpu().clamp_min(0).min(dim=1)  # rounding can make an exact copy's distance -1e-7
-    matched_test = test_idx.cpu().gather(1, which[:, None]).flatten()
-    nearest_train = d_train.cpu().clamp_min(0).min(dim=1).values
-    leaked = ((best_test <= params.max_distance) & (best_test < params.ratio * nearest_train)
-              & (test_labels[matched_test] == labels.cpu()))
-    matches = tuple(Match(i, int(matched_test[i]), float(best_test[i]), float(nearest_train[i]))
-                    for i in leaked.nonzero().flatten().tolist())
+            views = [_coarse(v, params.coarse_size) for v in _views(images.float(), s, step)]
+        test_idx = _candidates(images, test_images, k, s, views, params.coarse_size, chunk)
+        train_idx = _candidates(images, train_images, 2 * k, s, views, params.coarse_size, chunk)
+        d_test, w_test = _verified(images, test_images, test_idx, s)
+        d_train, w_train = _verified(images, train_images, train_idx, s)
+        x = _rows(_center(images.float(), s))
+        r1 = w_train[torch.arange(len(x)), d_train.argmin(dim=1)]  # the nearest training image, aligned
+        residual = _unit_rows(x - (x * r1).sum(1, keepdim=True) * r1)  # what it leaves unexplained
+        second_test, which_second = _second(residual, r1, test_images, s, views is not None, params, chunk)
+        second_train, _ = _second(residual, r1, train_images, s, views is not None, params, chunk)
+        blend_test = _as_distance(_pair_residuals(x, r1[:, None], second_test[:, None]))[:, 0, 0]
+        blend_train = _as_distance(_pair_residuals(x, r1[:, None], second_train[:, None]))[:, 0, 0]
+    d_test, d_train, test_idx = d_test.cpu().clamp_min(0), d_train.cpu().clamp_min(0), test_idx.cpu()
+    best_test, which = d_test.min(dim=1)  # clamped: rounding can make an exact copy's distance -1e-7
+    matched_test = test_idx.gather(1, which[:, None]).flatten()
+    nearest_train = d_train.min(dim=1).values
+    single = (best_test <= params.max_distance) & (best_test + TOLERANCE < params.ratio * nearest_train)
+    best_blend, best_train_pair = blend_test.cpu().clamp_min(0), blend_train.cpu().clamp_min(0)
+    blend_test_image = which_second.cpu()
+    blend = (best_blend <= params.max_distance) & (best_blend + TOLERANCE < params.blend_ratio * best_train_pair) & ~single
+    labels = labels.cpu()
+    single &= test_labels[matched_test] == labels
+    blend &= test_labels[blend_test_image] == labels
+    matches = tuple(Match(i, int(matched_test[i]), float(best_test[i]), float(nearest_train[i])) if single[i] else
+                    Match(i, int(blend_test_image[i]), float(best_blend[i]), float(best_train_pair[i]))
+                    for i in (single | blend).nonzero().flatten().tolist())
     flagged = len(matches) > params.max_fraction * len(images)
     return LeakReport(len(images), matches, flagged, time.perf_counter() - started)
-
-
-def _split(out: Tensor) -> tuple[Tensor, Tensor]:
-    """(distances N x K, ref indices N x K) from either branch of _candidate_distances."""
-    if out.dim() == 3:
-        return out[0], out[1].long()
-    return out, torch.arange(out.shape[1], device=out.device).expand(out.shape[0], -1)

@@ -31,6 +31,7 @@ SAFETENSORS_DTYPES = {"U8": torch.uint8, "I8": torch.int8, "I16": torch.int16, "
                       "I64": torch.int64, "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
                       "F64": torch.float64, "BOOL": torch.bool}
 MAX_MEMBERS = 256  # a torch.save zip: a few records and one per storage
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * 512  # its central directory: names are short
 MAX_PICKLE_BYTES = 1 << 20  # its data.pkl: about 100 bytes per tensor
 MAX_PICKLE_OPS = 100_000
 MAX_PICKLE_DEPTH = 12  # a dict of tensors is 4 deep
@@ -139,6 +140,8 @@ def _open_torch(path: Path) -> TensorFile:
             end = None
     if end is None:
         raise ValueError("not a torch.save zip archive (the legacy format is not accepted)")
+    if end[zipfile._ECD_SIZE] > MAX_DIRECTORY_BYTES:  # what zipfile parses, whatever the count claims
+        raise ValueError(f"a zip directory of {end[zipfile._ECD_SIZE]} bytes; torch.save of tensors writes a few KiB")
     if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
         raise ValueError(f"a zip archive of {end[zipfile._ECD_ENTRIES_TOTAL]} members; torch.save of tensors "
                          f"writes far fewer than {MAX_MEMBERS}")

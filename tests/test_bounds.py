@@ -307,3 +307,26 @@ def test_a_launch_removes_only_the_generated_folders_of_its_own_tasks(project, m
     assert distributed.execute(opts, [mine], distributed.Workers(OneProcess())) == []
     assert not distributed._shared_dir(opts, mine).exists()
     assert (other_launch / "prepared.json").is_file()
+
+
+def test_a_zip_whose_end_record_understates_its_members_is_refused_before_its_listing(tmp_path):
+    """The member count of the end record is only a claim; the directory zipfile would parse is
+    bounded by its size."""
+    from evaluator.tensorfile import open_tensor_file
+
+    path = tmp_path / "digits.pt"
+    buf = io.BytesIO()
+    torch.save(torch.zeros(100, 3, 8, 8), buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+        for i in range(3000):
+            out.writestr(f"archive/extra/{i}", b"")
+    data = bytearray(path.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, 7, 7)  # claim 7 members
+    path.write_bytes(bytes(data))
+    started = time.perf_counter()
+    with pytest.raises(ImageFileError, match="zip directory of"):
+        open_tensor_file(path)
+    assert time.perf_counter() - started < 1

@@ -117,7 +117,7 @@ def test_the_retrieval_stage_finds_the_same_copies_as_the_exhaustive_one(monkeyp
 
 def test_leak_parameters_are_range_checked():
     with pytest.raises(ValueError, match="ratio"):
-        LeakParams(max_shift=2, coarse_size=8, candidates=8, max_distance=0.1, ratio=float("nan"), max_fraction=0.01)
+        LeakParams(max_shift=2, coarse_size=8, candidates=8, max_distance=0.1, ratio=float("nan"), blend_ratio=0.25, max_fraction=0.01)
 
 
 # -- end to end: a team submitting test images -----------------------------------------------------
@@ -165,7 +165,7 @@ def test_a_flagged_standard_row_is_never_ranked(tmp_path):
                 flagged=False)
     with results.locked(tmp_path):
         results.append_result(tmp_path, Result(team="honest", **base))
-        results.append_result(tmp_path, Result(team="copier", **{**base, "acc_mean": 99.0, "leaked": 100,
+        results.append_result(tmp_path, Result(team="copier", **{**base, "acc_mean": 99.0, "acc_runs": (98.0, 99.0, 100.0), "leaked": 100,
                                                                  "flagged": True}))
         leaderboard.write(tmp_path, {})
     board = (tmp_path / "leaderboard" / "LEADERBOARD.md").read_text()
@@ -218,7 +218,7 @@ def test_with_a_key_every_row_is_signed_and_a_forged_row_is_named_and_never_trus
 def test_a_forged_row_alone_does_not_make_an_honest_submit_skip(project, capsys, monkeypatch):
     add_team(project, "alpha")
     assert main(["submit", "alpha", "--root", str(project), *QUICK]) == 0  # unsigned: no key yet
-    _forge(project, acc_mean="99.9")
+    _forge(project, acc_mean="99.9", acc_runs="[99.9]")
     monkeypatch.setenv("BENCH_SIGNING_KEY", KEY)
     capsys.readouterr()
     assert main(["results", "check", "--root", str(project)]) == 1
@@ -268,7 +268,7 @@ def test_verify_reproduces_a_row_exactly_and_catches_an_edited_one(project, caps
     # a hand-edited score is not reproduced
     path = project / "leaderboard" / "results.csv"
     rows = list(csv.DictReader(path.open(newline="")))
-    rows[0]["acc_runs"] = "[99.0, 98.0]"
+    rows[0]["acc_runs"], rows[0]["acc_mean"] = "[99.0, 98.0]", "98.5"
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(results.COLUMNS), lineterminator="\n")
         w.writeheader()
@@ -316,3 +316,108 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys):
     assert main(["evaluate", "x.pt", "--dataset", "digits", "--protocol", str(path)]) == 2
     assert time.perf_counter() - started < 5
     assert "anchors and aliases" in capsys.readouterr().err
+
+
+# -- what a hostile review found -------------------------------------------------------------------
+
+def _nearest_training_images(images, labels):
+    train, train_labels = DIGITS.train_images.float(), DIGITS.train_labels
+    out = []
+    for image, label in zip(images.float(), labels):
+        same = train[train_labels == label]
+        out.append(same[((same - image) ** 2).flatten(1).sum(1).argmin()])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("weight", [0.45, 0.6])
+def test_test_images_blended_with_their_nearest_training_image_are_flagged(weight):
+    """A blend sits between the test image and the training set, so the distance ratio alone
+    misses it; the nearest training image and the test image together explain it exactly."""
+    blend = u8((1 - weight) * TEST10.float() + weight * _nearest_training_images(TEST10, TEST_LABELS))
+    report = check_leakage(blend, TEST_LABELS, DIGITS.test_images, DIGITS.test_labels, DIGITS.train_images, P)
+    assert report.flagged and report.matched >= 90
+
+
+def test_blends_of_two_training_images_are_not_flagged():
+    for seed in range(4):
+        a, labels = pick(DIGITS.train_images, DIGITS.train_labels, 10, seed)
+        b, _ = pick(DIGITS.train_images, DIGITS.train_labels, 10, seed + 10)
+        for weight in (0.3, 0.5):
+            blend = u8((1 - weight) * a.float() + weight * b.float())
+            report = check_leakage(blend, labels, DIGITS.test_images, DIGITS.test_labels, DIGITS.train_images, P)
+            assert not report.flagged, (seed, weight, report.matches)
+
+
+def _float_file(pixels):
+    buf = io.BytesIO()
+    torch.save(((pixels / 255 - torch.tensor(DIGITS.info.mean).view(1, 3, 1, 1))
+                / torch.tensor(DIGITS.info.std).view(1, 3, 1, 1)).float(), buf)
+    return {"digits.pt": buf.getvalue()}
+
+
+def test_float_images_are_checked_as_trained_not_as_their_clipped_preview(project):
+    """Test images stored far outside the pixel range would show as flat squares once clipped:
+    such files are refused; within the range, what is trained is what is checked."""
+    add_team(project, "outside", _float_file(TEST10.float() * 10 + 256))
+    add_team(project, "inside", _float_file(TEST10.float() * 1.4 - 50))
+    assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 1
+    rows = {r["team"]: r for r in read_results(project)}
+    assert rows["outside"]["status"] == "invalid" and "of the pixel range" in rows["outside"]["error"]
+    assert rows["inside"]["flagged"] == "true" and rows["inside"]["leaked"] == "100"
+
+
+def test_a_deeply_nested_cell_is_a_damaged_line_not_a_crash(project, capsys):
+    add_team(project, "alpha")
+    assert main(["submit", "alpha", "--root", str(project), *QUICK]) == 0
+    line = _forge(project, acc_runs="[" * 5000 + "]" * 5000)
+    capsys.readouterr()
+    assert main(["results", "check", "--root", str(project)]) == 2
+    assert f"line {line}: column 'acc_runs'" in capsys.readouterr().err
+    assert main(["leaderboard", "--root", str(project)]) == 2
+
+
+def test_a_numeric_key_in_submission_yaml_is_invalid_and_others_go_on(project):
+    add_team(project, "alpha", spec="team: alpha\nmethod: m\ntrack: fixed-ipc\ndatasets: [digits]\n? 0x" + "f" * 5000
+             + "\n: 1\n")
+    add_team(project, "beta")
+    assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK, "--team", "alpha", "--team",
+                 "beta"]) == 1
+    rows = {r["team"]: r for r in read_results(project)}
+    assert rows["alpha"]["status"] == "invalid" and "not text" in rows["alpha"]["error"]
+    assert rows["beta"]["status"] == "ok"
+
+
+def test_a_signed_row_replayed_or_moved_no_longer_verifies(project, capsys, monkeypatch):
+    monkeypatch.setenv("BENCH_SIGNING_KEY", KEY)
+    add_team(project, "alpha")
+    assert main(["submit", "alpha", "--root", str(project), *QUICK]) == 0
+    assert main(["submit", "alpha", "--root", str(project), *QUICK, "--force"]) == 0
+    path = project / "leaderboard" / "results.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[1]]) + "\n")  # the first signed row, replayed at the end
+    capsys.readouterr()
+    assert main(["results", "check", "--root", str(project)]) == 1
+    err = capsys.readouterr().err
+    assert "line 4: alpha/digits (ok) is unverified" in err and "line 2" not in err and "line 3" not in err
+    path.write_text("\n".join([lines[0], lines[2]]) + "\n")  # the first signed row removed
+    assert main(["results", "check", "--root", str(project)]) == 1
+
+
+def test_verify_refuses_an_unverified_row_and_recomputes_the_interval(project, capsys, monkeypatch):
+    add_team(project, "alpha")
+    assert main(["submit", "alpha", "--root", str(project), "--runs", "2", "--epochs", "3", "--device", "cpu"]) == 0
+    _forge(project, device="NVIDIA H100", acc_ci95="1000", acc_runs="[99.0, 99.0]", acc_mean="99.0")
+    capsys.readouterr()
+    assert main(["results", "verify", "--root", str(project), "--line", "3", "--device", "cpu"]) == 1
+    assert "differs" in capsys.readouterr().err  # the row's own CI cell is not trusted
+    monkeypatch.setenv("BENCH_SIGNING_KEY", KEY)
+    assert main(["results", "verify", "--root", str(project), "--line", "3", "--device", "cpu"]) == 1
+    assert "cannot verify: its signature does not verify" in capsys.readouterr().err
+
+
+def test_a_protocol_value_yaml_reads_as_a_date_or_binary_is_refused_in_one_line(tmp_path):
+    for extra in ("extra: 2024-01-01", "extra: !!binary aGVsbG8=", "1: a"):
+        path = tmp_path / "mine.yaml"
+        path.write_text(RELEASED + "\n" + extra + "\n")
+        with pytest.raises(UsageError, match="a protocol holds only numbers"):
+            load_protocol_file(path)

@@ -15,7 +15,7 @@ from evaluator import data as ds
 from evaluator.evaluate import evaluate
 from evaluator.files import load_image_set
 from evaluator.leakage import check_leakage
-from evaluator.normalize import to_uint8
+from evaluator.normalize import denormalize
 from evaluator.train import Task
 
 from ..console import console, info, pass_progress, run_line, warn
@@ -60,8 +60,8 @@ def _leakage(args: argparse.Namespace, opts: Options, image_set) -> dict:
     if args.test is not None or params is None:
         return {}
     d = ds.load_dataset(args.dataset, opts.data_dir, need_train=True)
-    preview = image_set.images if image_set.is_uint8 else to_uint8(image_set.images, d.info.mean, d.info.std)
-    report = check_leakage(preview, image_set.labels, d.test_images, d.test_labels, d.train_images, params)
+    pixels = image_set.images if image_set.is_uint8 else denormalize(image_set.images, d.info.mean, d.info.std)
+    report = check_leakage(pixels, image_set.labels, d.test_images, d.test_labels, d.train_images, params)
     if report.matched:
         warn(f"{args.file}: {report.matched} of {report.checked} images are near copies of {args.dataset} test images"
              f"{' (flagged: a leaderboard would not rank this)' if report.flagged else ''}")
