@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml constraints.txt
 bwrap:
 	@if command -v bwrap >/dev/null 2>&1; then echo "bwrap: $$(command -v bwrap)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  apt-get update -qq && apt-get install -y -qq bubblewrap; \
+	  echo "installing bubblewrap with apt (waiting up to 10 min if another apt holds its lock)"; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq bubblewrap; \
 	else echo "bwrap missing: install it with 'sudo apt-get install -y bubblewrap' (needed for the generative track)"; fi
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # The unit tests only: no sandboxes, no subprocesses, no full-protocol training.
 test-fast: install

@@ -1,6 +1,7 @@
 """What one command evaluates under: the protocol, the user's overrides of it, and how to run.
 
-`Options` is the one object that flows from the command line to scoring. Whether a result is
+`Options` is the one object that flows from the command line to scoring; its effective values
+are computed once (cached) and never change. Whether a result is
 standard is decided here and nowhere else: any effective value that differs from the protocol's
 (runs, seeds, precision, epochs, budget, sandbox, protocol version, a preset) is a deviation, and
 `deviations()` names each one. The device and torch.compile are not deviations: they must not
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -79,12 +81,12 @@ class Options:
         self._preset  # an unknown preset name is a usage error now, not at first use
         self.archs  # so is an unknown architecture
 
-    @property
+    @cached_property
     def archs(self) -> tuple[str, ...]:
         """The networks to evaluate with; each is its own result (an identity, not a deviation)."""
         return self.protocol.expand_archs(list(self.arch_names))
 
-    @property
+    @cached_property
     def _preset(self) -> Preset:
         name = self.overrides.preset
         return self.protocol.preset(name) if name is not None else Preset()
@@ -95,7 +97,7 @@ class Options:
         return explicit if explicit is not None else getattr(self._preset, name)
 
     # -- effective values ----------------------------------------------------------------------
-    @property
+    @cached_property
     def seeds(self) -> tuple[int, ...]:
         """Consecutive seeds (the protocol's are too): from --seed or the protocol's first."""
         runs, seed = self._get("runs"), self._get("seed")
@@ -162,7 +164,7 @@ class Options:
         return override if override is not None and override != rule_epochs else None
 
     # -- where and how ----------------------------------------------------------------------------
-    @property
+    @cached_property
     def project(self) -> Path:
         return self.root if self.root is not None else find_root()
 

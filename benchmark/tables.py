@@ -42,8 +42,15 @@ def present(value) -> bool:
     return value is not None and value == value and value != ""
 
 
+def _text(value) -> str:
+    """A cell's text: whole numbers as integers (pandas stores an int column with gaps as floats)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def joined(values) -> str:
-    values = [str(v) for v in values if present(v)]
+    values = [_text(v) for v in values if present(v)]
     return "" if not values else values[0] if len(set(values)) == 1 else " / ".join(values)
 
 
@@ -52,7 +59,9 @@ def estimate(row) -> Estimate:
 
 
 def score_cell(row) -> str:
-    """mean ± sample std (95 % CI of the mean)."""
+    """mean ± sample std (95 % CI of the mean); one run: its accuracy alone."""
+    if len(row["acc_runs"]) < 2:
+        return f"{row['acc_mean']:.2f}"
     text = f"{row['acc_mean']:.2f} ± {row['acc_std']:.2f}"
     ci = row["acc_ci95"]
     return text if not present(ci) else f"{text} ({row['acc_mean'] - ci:.2f}–{row['acc_mean'] + ci:.2f})"

@@ -35,6 +35,12 @@ def normalisation_warning(path: Path, images: torch.Tensor) -> str | None:
     """Warn when float images do not look normalised with the dataset statistics."""
     if images.dtype == torch.uint8:
         return None
+    lo, hi = float(images.min()), float(images.max())
+    if lo >= 0 and (hi <= 1 or hi > 10):  # normalised images are negative where the pixels are dark
+        scale = "[0, 1]" if hi <= 1 else "0-255"
+        return (f"{path.name}: every value lies in {scale} ({lo:.2f} to {hi:.2f}); normalised images have negative "
+                f"values where pixels are dark, and images in {scale} score near chance: save (x - mean) / std "
+                f"with the dataset statistics, or uint8 images")
     mean = images.mean(dim=(0, 2, 3))
     std = images.std(dim=(0, 2, 3))
     if mean.abs().max() <= MAX_ABS_MEAN and STD_RANGE[0] <= std.min() and std.max() <= STD_RANGE[1]:
@@ -54,7 +60,8 @@ def _check_float_range(path: Path, image_set: ImageSet, info, excursion: float) 
     if lo < -excursion or hi > 1 + excursion:
         raise SubmissionError(f"{path}: images span {lo:.2f} to {hi:.2f} of the pixel range once the {info.name} "
                               f"normalisation is undone; at most {-excursion:g} to {1 + excursion:g} is accepted: "
-                              f"clip them (or save uint8 images)")
+                              f"clip them, or save uint8 images (were they saved in 0-255 rather than normalised "
+                              f"with the dataset statistics?)")
 
 
 def check_fixed_ipc(sub: Submission, dataset: str, protocol: Protocol) -> tuple[ImageSet, DatasetCheck]:

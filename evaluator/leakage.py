@@ -248,14 +248,18 @@ def _best_window(a: Tensor, b: Tensor, max_shift: int) -> Tensor:
     return out
 
 
-def _candidates(images: Tensor, refs: Tensor, k: int, s: int, views: list[Tensor] | None, coarse_size: int,
+def _coarse_refs(refs: Tensor, s: int, coarse_size: int, device, chunk: int) -> Tensor:
+    """The retrieval descriptors of a reference set's central crops (computed once per set)."""
+    return torch.cat([_coarse(_center(refs[i:i + chunk].to(device).float(), s), coarse_size)
+                      for i in range(0, len(refs), chunk)])
+
+
+def _candidates(images: Tensor, refs: Tensor, k: int, s: int, views: list[Tensor] | None, coarse: Tensor | None,
                 chunk: int) -> Tensor:
     """N x k indices of the refs nearest each image: every pair compared when cheap (views None),
     else retrieved with the coarse descriptors."""
     if views is None:
         return distances(images, refs, s).topk(min(k, len(refs)), dim=1, largest=False).indices
-    coarse = torch.cat([_coarse(_center(refs[i:i + chunk].to(images.device).float(), s), coarse_size)
-                        for i in range(0, len(refs), chunk)])
     return _nearest(views, coarse, k, chunk)
 
 
@@ -285,25 +289,28 @@ def _pair_residuals(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return 1 - explained
 
 
-def _second(e: Tensor, r1: Tensor, refs: Tensor, s: int, retrieve: bool, params: LeakParams,
-            chunk: int) -> tuple[Tensor, Tensor]:
+def _second(e: Tensor, r1: Tensor, refs: Tensor, s: int, coarse: Tensor | None, params: LeakParams,
+            chunk: int, near: Tensor, batch: int = 256) -> tuple[Tensor, Tensor]:
     """For each image: the aligned window (unit row) of the ref that, with its nearest training
-    image r1, explains it best, and which ref. Every ref is compared when cheap; else candidates
-    come from the coarse descriptor of the residual e."""
-    if not retrieve:
+    image r1, explains it best, and which ref. Every ref is compared when cheap (coarse None);
+    else the candidates are the image's own nearest refs (`near`) and those nearest its residual e
+    by the coarse descriptor."""
+    if coarse is None:
         which = window_gains(e, r1, refs, s, chunk).argmax(dim=1)
     else:
         side = refs.shape[-1] - 2 * s
         crops = e.view(len(e), refs.shape[1], side, side)
         views = [_coarse(crops, params.coarse_size), _coarse(crops.flip(-1), params.coarse_size)]
-        coarse = torch.cat([_coarse(_center(refs[i:i + chunk].to(e.device).float(), s), params.coarse_size)
-                            for i in range(0, len(refs), chunk)])
-        cand = _nearest(views, coarse, params.candidates, chunk)
-        k = cand.shape[1]
-        _, gain = aligned_windows(e.repeat_interleave(k, dim=0), r1.repeat_interleave(k, dim=0),
-                                  refs[cand.flatten().cpu()], s)
-        which = cand.gather(1, gain.view(-1, k).argmax(dim=1, keepdim=True)).flatten()
-    wins, _ = aligned_windows(e, r1, refs[which.cpu()], s)
+        cand = torch.cat([_nearest(views, coarse, params.candidates, chunk), near.to(e.device)], dim=1)
+        k, picks = cand.shape[1], []
+        for i in range(0, len(e), batch):  # memory follows the batch, not the set
+            c = cand[i:i + batch]
+            _, gain = aligned_windows(e[i:i + batch].repeat_interleave(k, dim=0),
+                                      r1[i:i + batch].repeat_interleave(k, dim=0), refs[c.flatten().cpu()], s)
+            picks.append(c.gather(1, gain.view(-1, k).argmax(dim=1, keepdim=True)).flatten())
+        which = torch.cat(picks)
+    wins = torch.cat([aligned_windows(e[i:i + batch], r1[i:i + batch], refs[which[i:i + batch].cpu()], s)[0]
+                      for i in range(0, len(e), batch)])
     return wins, which
 
 
@@ -325,19 +332,21 @@ def check_leakage(images: Tensor, labels: Tensor, test_images: Tensor, test_labe
     s = min(params.max_shift, images.shape[-1] // 4)  # small images: the crop keeps half the side
     k = params.candidates
     with torch.no_grad():
-        views = None
+        views = coarse_test = coarse_train = None
         if len(images) * len(train_images) * images.shape[-1] * images.shape[-2] > EXHAUSTIVE_PIXEL_PAIRS:
             step = max(1, images.shape[-1] // (2 * params.coarse_size))  # finer shifts barely move the descriptor
             views = [_coarse(v, params.coarse_size) for v in _views(images.float(), s, step)]
-        test_idx = _candidates(images, test_images, k, s, views, params.coarse_size, chunk)
-        train_idx = _candidates(images, train_images, 2 * k, s, views, params.coarse_size, chunk)
+            coarse_test = _coarse_refs(test_images, s, params.coarse_size, images.device, chunk)
+            coarse_train = _coarse_refs(train_images, s, params.coarse_size, images.device, chunk)
+        test_idx = _candidates(images, test_images, k, s, views, coarse_test, chunk)
+        train_idx = _candidates(images, train_images, 2 * k, s, views, coarse_train, chunk)
         d_test, w_test = _verified(images, test_images, test_idx, s)
         d_train, w_train = _verified(images, train_images, train_idx, s)
         x = _rows(_center(images.float(), s))
         r1 = w_train[torch.arange(len(x)), d_train.argmin(dim=1)]  # the nearest training image, aligned
         residual = _unit_rows(x - (x * r1).sum(1, keepdim=True) * r1)  # what it leaves unexplained
-        second_test, which_second = _second(residual, r1, test_images, s, views is not None, params, chunk)
-        second_train, _ = _second(residual, r1, train_images, s, views is not None, params, chunk)
+        second_test, which_second = _second(residual, r1, test_images, s, coarse_test, params, chunk, test_idx)
+        second_train, _ = _second(residual, r1, train_images, s, coarse_train, params, chunk, train_idx)
         blend_test = _as_distance(_pair_residuals(x, r1[:, None], second_test[:, None]))[:, 0, 0]
         blend_train = _as_distance(_pair_residuals(x, r1[:, None], second_train[:, None]))[:, 0, 0]
     d_test, d_train, test_idx = d_test.cpu().clamp_min(0), d_train.cpu().clamp_min(0), test_idx.cpu()

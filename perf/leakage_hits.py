@@ -45,6 +45,15 @@ def crop_resized(x, c):
     return u8(F.interpolate(x.float()[..., c:h - c, c:h - c], size=h, mode="bilinear", align_corners=False))
 
 
+def nearest_training(images, labels, train, train_labels):
+    """Each image's nearest training image of its class (plain pixel distance)."""
+    out = []
+    for image, label in zip(images.float(), labels):
+        same = train[train_labels == label].float()
+        out.append(same[((same - image) ** 2).flatten(1).sum(1).argmin()])
+    return torch.stack(out)
+
+
 def cases(test, test_labels, train, train_labels):
     t, tl = pick(test, test_labels, 10)
     g = torch.Generator().manual_seed(1)
@@ -64,11 +73,16 @@ def cases(test, test_labels, train, train_labels):
     yield "test, re-quantised to 8 levels", u8((t.float() / 32).round() * 32), tl
     yield "test, cropped 1 px a side and resized", crop_resized(t, 1), tl
     yield "test, flipped + shifted + brighter + noise", u8(shifted(t.flip(-1), 1, 2).float() * 1.1 + noise), tl
+    near = nearest_training(t, tl, train, train_labels)
+    yield "test 55 % + nearest training image 45 %", u8(0.55 * t.float() + 0.45 * near), tl
+    yield "test 40 % + nearest training image 60 %", u8(0.4 * t.float() + 0.6 * near), tl
+    yield "test 50 % + nearest training 50 % + noise 8/255", u8(0.5 * t.float() + 0.5 * near + noise), tl
     yield "random training images, IPC 10", r10, rl10
     yield "random training images, IPC 50", r50, rl50
     yield "training images augmented (flip, shift, noise)", u8(shifted(r10.flip(-1), 1, 1).float() * 1.1 + noise), rl10
     yield "class means (blurry, DM-like)", u8(means), torch.arange(10).repeat_interleave(10)
     yield "blends of two training images", u8((r10.float() + other.float()) / 2), rl10
+    yield "blends of two training images, 70/30", u8(0.7 * r10.float() + 0.3 * other.float()), rl10
     yield "uniform noise", torch.randint(0, 256, t.shape, dtype=torch.uint8, generator=g), tl
 
 

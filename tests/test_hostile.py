@@ -227,7 +227,7 @@ def test_a_damaged_file_is_refused_with_its_line_and_never_appended_to(project, 
     assert main(["leaderboard", "--root", str(project)]) == 2
     assert main(["results", "check", "--root", str(project)]) == 2
     err = capsys.readouterr().err
-    assert fragment in err and "Traceback" not in err and "move the file aside" in err or "move it aside" in err
+    assert fragment in err and "Traceback" not in err and ("move the file aside" in err or "move it aside" in err)
     assert path.read_text() == before
 
 

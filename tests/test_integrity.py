@@ -2,6 +2,8 @@
 protocol files of one's own checked like releases."""
 import csv
 import io
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from benchmark.cli import main
 from benchmark.errors import UsageError
 from benchmark.protocol import load_protocol, load_protocol_file
 from benchmark.results import Result, Status
-from conftest import add_team, read_results
+from conftest import ROOT, add_team, read_results
 from evaluator.data import load_dataset
 from evaluator.leakage import LeakParams, check_leakage
 from evaluator.normalize import normalize
@@ -23,24 +25,8 @@ P = load_protocol().leakage
 DIGITS = load_dataset("digits", None)
 
 
-def pick(images, labels, ipc, seed=0):
-    """ipc images of every class, class-ordered, chosen at random."""
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.cat([torch.nonzero(labels == c).flatten()[torch.randperm(int((labels == c).sum()), generator=g)[:ipc]]
-                     for c in range(10)])
-    return images[idx], labels[idx]
-
-
-def shifted(x, dy, dx):
-    """Content moved by (dy, dx), the border black (not a roll)."""
-    out, (h, w) = torch.zeros_like(x), x.shape[-2:]
-    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
-
-
-def u8(x):
-    return x.round().clamp(0, 255).to(torch.uint8)
+sys.path.insert(0, str(ROOT / "perf"))
+from leakage_hits import nearest_training, pick, shifted, u8  # noqa: E402  (the disguises the perf script measures)
 
 
 TEST10, TEST_LABELS = pick(DIGITS.test_images, DIGITS.test_labels, 10)
@@ -320,20 +306,11 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys):
 
 # -- what a hostile review found -------------------------------------------------------------------
 
-def _nearest_training_images(images, labels):
-    train, train_labels = DIGITS.train_images.float(), DIGITS.train_labels
-    out = []
-    for image, label in zip(images.float(), labels):
-        same = train[train_labels == label]
-        out.append(same[((same - image) ** 2).flatten(1).sum(1).argmin()])
-    return torch.stack(out)
-
-
 @pytest.mark.parametrize("weight", [0.45, 0.6])
 def test_test_images_blended_with_their_nearest_training_image_are_flagged(weight):
     """A blend sits between the test image and the training set, so the distance ratio alone
     misses it; the nearest training image and the test image together explain it exactly."""
-    blend = u8((1 - weight) * TEST10.float() + weight * _nearest_training_images(TEST10, TEST_LABELS))
+    blend = u8((1 - weight) * TEST10.float() + weight * nearest_training(TEST10, TEST_LABELS, DIGITS.train_images, DIGITS.train_labels))
     report = check_leakage(blend, TEST_LABELS, DIGITS.test_images, DIGITS.test_labels, DIGITS.train_images, P)
     assert report.flagged and report.matched >= 90
 
@@ -421,3 +398,11 @@ def test_a_protocol_value_yaml_reads_as_a_date_or_binary_is_refused_in_one_line(
         path.write_text(RELEASED + "\n" + extra + "\n")
         with pytest.raises(UsageError, match="a protocol holds only numbers"):
             load_protocol_file(path)
+
+
+def test_float_images_in_0_1_are_warned_about():
+    from benchmark.validate import normalisation_warning
+
+    images = TEST10.float() / 255
+    assert "every value lies in [0, 1]" in normalisation_warning(Path("digits.pt"), images)
+    assert normalisation_warning(Path("digits.pt"), normalize(TEST10, DIGITS.info.mean, DIGITS.info.std)) is None

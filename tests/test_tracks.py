@@ -1,4 +1,5 @@
 """bench submit / run / baseline end to end on digits: rows, skipping, --force, broken submissions."""
+import json
 import os
 import pickle
 
@@ -22,7 +23,7 @@ def test_submit_records_a_row_skips_identical_and_force_reevaluates(project, cap
     rows = read_results(project)
     assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["team"] == "alpha"
     assert rows[0]["standard"] == "false" and rows[0]["nonstandard"] == "preset=quick runs=1 epochs=2"
-    assert float(rows[0]["acc_mean"]) >= 0
+    assert float(rows[0]["acc_mean"]) == pytest.approx(sum(json.loads(rows[0]["acc_runs"])), abs=1e-3)  # one run
     assert len(rows[0]["submission_sha256"]) == 64 and rows[0]["ipc"] == "10"
     capsys.readouterr()
     assert submit(project, "alpha") == 0

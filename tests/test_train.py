@@ -1,4 +1,5 @@
 """The training protocol: pass count, schedule, momentum reset, batches, seeding, accuracy."""
+import statistics
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,8 @@ def test_short_training_on_digits_is_far_above_chance_and_resumable():
     again = evaluate(task, cfg, [0, 1], done={0: finished[0], 1: finished[1]},
                      on_run=lambda r: pytest.fail("a finished run was trained again"))
     assert again.accuracies == ev.accuracies
-    assert ev.std >= 0 and 0 <= ev.class_spread <= 100
+    assert ev.std == pytest.approx(statistics.stdev(ev.accuracies))
+    assert ev.class_spread == pytest.approx(statistics.pstdev(ev.per_class_mean))
 
 
 def test_compiled_training_really_compiles_and_learns():

@@ -141,7 +141,7 @@ def prepare_dataset(name: str, data_dir: Path, source: Path | None = None) -> st
         entry = read_manifest(data_dir).get(name)
         if not entry:
             raise DatasetError(f"datasets/manifest.yaml: no entry for '{name}'; add url, filename and md5")
-        source = download(entry["url"], Path(data_dir) / "raw", entry["filename"], entry["md5"])
+        source = download(entry["url"], Path(data_dir) / "raw", entry["filename"], entry["md5"], name)
     source = Path(source)
     if not source.exists():
         raise DatasetError(f"{source}: not found; pass the original archive, its folder, or a reference *_test.pt")

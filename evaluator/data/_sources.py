@@ -81,7 +81,7 @@ def load_numpy_pickle(data: bytes, where: str) -> dict:
     return obj
 
 
-def download(url: str, raw_dir: Path, filename: str, md5: str) -> Path:
+def download(url: str, raw_dir: Path, filename: str, md5: str, name: str = "") -> Path:
     """Fetch an archive with torchvision's downloader, which verifies the md5 checksum."""
     from torchvision.datasets.utils import check_integrity, download_url
 
@@ -95,7 +95,7 @@ def download(url: str, raw_dir: Path, filename: str, md5: str) -> Path:
         target.unlink(missing_ok=True)
         raise DatasetError(
             f"download of {url} failed ({' '.join(str(exc).split())[:160]}); fetch {filename} by hand and run "
-            f"bench data prepare NAME --from PATH") from None
+            f"bench data prepare {name or 'DATASET'} --from {raw_dir / filename}") from None
     if not check_integrity(str(target), md5):
         target.unlink(missing_ok=True)
         raise DatasetError(f"{filename}: md5 checksum mismatch after download (expected {md5}); the download was corrupt, try again")
