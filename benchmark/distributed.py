@@ -104,6 +104,10 @@ def _remove_generated(opts: Options, tasks: list[Task]) -> None:
     for task in tasks:
         if task.generates:
             shutil.rmtree(_shared_dir(opts, task), ignore_errors=True)
+    try:
+        (opts.project / "leaderboard" / ".runs" / "generated").rmdir()  # only when no other launch's folder is left
+    except OSError:
+        pass
 
 
 def _save(folder: Path, prepared) -> None:
