@@ -144,6 +144,9 @@ def test_validate_reports_hashes_and_normalisation_warning(project, capsys):
     (folder / "digits.safetensors").unlink()
     torch.save(torch.rand(100, 3, 8, 8), folder / "digits.pt")  # floats in [0, 1], not normalised
     assert main(["validate", "alpha", "--root", str(project)]) == 0
+    assert "every value lies in [0, 1]" in capsys.readouterr().err
+    torch.save(torch.rand(100, 3, 8, 8) * 0.2 - 1.5, folder / "digits.pt")  # normalised-looking range, odd statistics
+    assert main(["validate", "alpha", "--root", str(project)]) == 0
     assert "far from a normalised dataset" in capsys.readouterr().err
     torch.save(torch.rand(90, 3, 8, 8), folder / "digits.pt")
     assert main(["validate", "alpha", "--root", str(project)]) == 1
