@@ -29,7 +29,7 @@ bwrap:
 test: install
 	$(BIN)/python -m pytest -q --durations=15
 
-# The unit tests only: no sandboxes, no subprocesses, no full-protocol training.
+# The tests not marked slow: no full-protocol training and few processes (a handful start a sandbox).
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
