@@ -29,9 +29,9 @@ bwrap:
 test: install
 	$(BIN)/python -m pytest -q --durations=15
 
-# The tests not marked slow: no full-protocol training and few processes (a handful start a sandbox).
+# The unit tier only: one module at a time, in this process; a test that starts a process fails.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q tests/unit
 
 # The main job on the embedded digits dataset, full protocol, CPU: every shipped submission,
 # the reference rows, then the leaderboard. Already-evaluated entries are skipped.

@@ -59,10 +59,10 @@ def run_line(message: object) -> None:
 def pass_progress(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
     """A progress bar over training passes, on a terminal; yields the evaluator's on_pass callback."""
     if not enabled or not interactive():
-        yield lambda done, total_: None
+        yield lambda _done, _total: None
         return
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(plain(_prefix + description, 80), total=total)
-        yield lambda done, total_: progress.advance(task)
+        yield lambda _done, _total: progress.advance(task)

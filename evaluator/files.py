@@ -95,7 +95,7 @@ def load_image_set(path: Path, num_classes: int, resolution: int, max_images: in
         labels, layout = _implied_labels(tf.path, images, num_classes), "official"
     else:
         labels, layout = tf.load(labels_name), "dict"
-    return check_image_set(tf.path, images, labels, num_classes, resolution, layout)
+    return check_image_set(tf.path, images, labels, num_classes, layout)
 
 
 def _implied_labels(path: Path, images: Tensor, num_classes: int) -> Tensor:
@@ -116,7 +116,7 @@ def check_labels(path: Path, labels: Tensor, num_classes: int) -> Tensor:
     return labels
 
 
-def check_image_set(path: Path, images: Tensor, labels: Tensor, num_classes: int, resolution: int,
+def check_image_set(path: Path, images: Tensor, labels: Tensor, num_classes: int,
                     layout: str = "dict") -> ImageSet:
     """Values: finite images, labels in range, every class present."""
     if images.dtype != torch.uint8:

@@ -1,18 +1,34 @@
-"""Fixtures: tiny datasets written in the real on-disk formats of the original distributions."""
+"""Fixtures and helpers for the three tiers of tests, one folder each:
+
+- unit/: one module at a time, in this process: no subprocess (the guard below fails a test that
+  starts one), no sandbox, no full-length training. `make test-fast` runs them, in under a minute.
+- integration/: the pipeline in this process through `bench`'s entry point, on digits with the
+  quick preset: submission folders, datasets, records, the page. May run git (provenance) and a
+  C++ compiler (torch.compile); starts no sandbox and no other `bench`.
+- e2e/: what a user runs: sandboxed generators, real `bench` and torchrun processes (concurrent,
+  killed, resumed) and the full protocol.
+
+The datasets are tiny, written in the real on-disk formats of the original distributions."""
 from __future__ import annotations
 
+import importlib.util
 import io
+import os
 import pickle
+import subprocess
+import sys
 import tarfile
+import types
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from accelerate import PartialState
 from PIL import Image
 
-from evaluator.data import _classnames
+from evaluator.data import _classnames, load_dataset
 from evaluator.normalize import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,3 +196,86 @@ def no_signing_key(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("BENCH_SIGNING_KEY", raising=False)
     monkeypatch.delenv("BENCH_SIGNING_KEY_FILE", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
+# -- helpers shared by the tiers -------------------------------------------------------------------
+
+QUICK = ["--preset", "quick", "--device", "cpu"]  # one run of 2 epochs: the pipeline, not a score
+
+
+def submit(project: Path, team: str, *extra) -> int:
+    """`bench submit TEAM` in this process, quick preset."""
+    from benchmark.cli import main
+
+    return main(["submit", team, "--root", str(project), *QUICK, *extra])
+
+
+def board(project: Path) -> str:
+    """The generated leaderboard page."""
+    return (project / "leaderboard" / "LEADERBOARD.md").read_text()
+
+
+KEY = "k" * 40  # an organiser's signing key, for the tests about signed rows
+
+
+def released_protocol_text() -> str:
+    """The current released protocol file, as text."""
+    from benchmark.protocol import FOLDER, load_protocol
+
+    return (FOLDER / f"v{load_protocol().version}.yaml").read_text()
+
+
+def load_module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def digits_ipc(ipc=10, seed=0):
+    ds = load_dataset("digits", Path("unused"), need_train=True)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.cat([torch.nonzero(ds.train_labels == c).flatten()[:40][torch.randperm(40, generator=g)[:ipc]]
+                     for c in range(10)])
+    return ds, ds.normalize(ds.train_images[idx]), ds.train_labels[idx]
+
+
+class FakeState:
+    """accelerate's PartialState as process `rank` of `world` would see it, without a launch;
+    the split is accelerate's own code."""
+
+    def __init__(self, rank, world):
+        self.process_index, self.num_processes = rank, world
+        self.is_main_process, self.device = rank == 0, "cpu"
+        self.split_between_processes = types.MethodType(PartialState.split_between_processes, self)
+
+    def wait_for_everyone(self):
+        pass
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test is marked with its tier (its folder), so `-m "not e2e"` selects by tier too."""
+    for item in items:
+        tier = Path(item.fspath).parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+def _no_process(*args, **kwargs):
+    raise AssertionError("a unit test started a process; it belongs in tests/integration or tests/e2e")
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_start_no_process(request, monkeypatch):
+    """In tests/unit, starting a process of any kind fails the test."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    monkeypatch.setattr(subprocess.Popen, "__init__", _no_process)
+    for name in ("system", "fork", "forkpty", "posix_spawn", "posix_spawnp"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, _no_process)

@@ -5,15 +5,15 @@ import shutil
 import threading
 
 import pytest
+from conftest import ROOT, add_generator, add_team, read_results
 
 from benchmark import generation
 from benchmark.cli import main
 from benchmark.protocol import load_protocol
 from benchmark.submission import parse_spec
-from conftest import ROOT, add_generator, add_team, read_results
 from evaluator.data import load_dataset
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 
 def changed_limits(**changes):
@@ -164,16 +164,6 @@ def test_hostile_generators_leave_the_leaderboard_intact(project):
     assert [r["status"] for r in rows] == ["ok", "timeout"]
 
 
-def test_private_tmp_is_mounted_before_the_environment(tmp_path):
-    """bwrap mounts in order: an environment under /tmp (a checkout in mktemp) must stay visible."""
-    from benchmark.sandbox import Mounts, _python_roots, bwrap_command
-
-    cmd = bwrap_command(["python"], Mounts(tmp_path, tmp_path, tmp_path), {}, "cpu", load_protocol().sandbox_limits)
-    tmpfs = cmd.index("--tmpfs")
-    binds = [i for i, a in enumerate(cmd) if a == "--ro-bind" and cmd[i + 1] in _python_roots()]
-    assert cmd[tmpfs + 1] == "/tmp" and binds and all(i > tmpfs for i in binds)
-
-
 def submit_under(project, team, **limit_changes):
     """tracks.submit with the released protocol's sandbox limits changed; returns the outcome."""
     from benchmark import tracks
@@ -242,23 +232,6 @@ def test_unprivileged_no_nested_namespaces_no_host_pids_small_tmp(project, monke
     if os.geteuid() == 0:  # the sandbox's uid is an unprivileged host user, not root
         assert report["uid_map"][0] == "65534"
         assert set(owners) == {65534}  # what it wrote belongs to host uid 65534
-
-
-def test_only_shards_renamed_before_the_deadline_count(tmp_path):
-    import time
-
-    from benchmark.generation import _complete_shards
-
-    (tmp_path / "shard-00000.safetensors").write_bytes(b"a")
-    (tmp_path / "notes.txt").write_bytes(b"not a shard")
-    (tmp_path / "sub").mkdir()
-    time.sleep(0.05)
-    deadline = time.time()
-    time.sleep(0.05)
-    (tmp_path / ".shard-00001.safetensors.tmp").write_bytes(b"b")
-    (tmp_path / ".shard-00001.safetensors.tmp").rename(tmp_path / "shard-00001.safetensors")  # completed late
-    kept, late, odd = _complete_shards(tmp_path, deadline, on_tmpfs=False)
-    assert [p.name for p in kept] == ["shard-00000.safetensors"] and late == 1 and odd == ()
 
 
 def test_a_generator_cannot_slow_the_clock(project):

@@ -4,11 +4,11 @@ import statistics
 
 import pytest
 import torch
+from conftest import ROOT, make_reference
 
 from benchmark import results
 from benchmark.cli import main
 from benchmark.protocol import load_protocol
-from conftest import ROOT, make_reference
 from evaluator import data as ds
 
 DIGITS_FILE = ROOT / "submissions" / "random_ipc10" / "digits.safetensors"
@@ -49,41 +49,3 @@ def test_official_float_format_with_reference_needs_no_dataset(capsys, tmp_path)
     ref = make_reference(tmp_path / "t.pt", d.test_images, d.test_labels, d.info.mean, d.info.std)
     r = run_json(capsys, tmp_path / "official.pt", "--test", ref, "--epochs", "40", "--runs", "1")
     assert r["images"] == 50 and r["acc_mean"] > 30
-
-
-def test_bad_file_exits_1_with_one_line(capsys, tmp_path):
-    torch.save({"images": torch.zeros(10, 3, 8, 8), "labels": torch.arange(10) + 5}, tmp_path / "bad.pt")
-    code = main(["evaluate", str(tmp_path / "bad.pt"), "--dataset", "digits", "--root", str(ROOT)])
-    err = capsys.readouterr().err.strip()
-    assert code == 1 and "labels out of range" in err and len(err.splitlines()) == 1
-
-
-def test_missing_dataset_exits_2_naming_the_fetch_command(capsys, project):
-    code = main(["evaluate", str(DIGITS_FILE), "--dataset", "cifar100", "--root", str(project)])
-    err = capsys.readouterr().err
-    assert code == 2 and "bench data download cifar100" in err
-
-
-def test_usage_errors_exit_2(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["evaluate", str(DIGITS_FILE)])  # neither --dataset nor --test
-    assert exc.value.code == 2
-    assert main(["evaluate", str(DIGITS_FILE), "--dataset", "digits", "--root", str(ROOT), "--runs", "0"]) == 2
-
-
-def test_data_prepare_info_and_list(capsys, project, cifar100_archive):
-    assert main(["data", "prepare", "cifar100", "--from", str(cifar100_archive), "--root", str(project)]) == 0
-    assert main(["data", "info", "cifar100", "--root", str(project)]) == 0
-    assert main(["data", "list", "--root", str(project)]) == 0
-    err = capsys.readouterr().err
-    assert "prepared 200 train and 100 test" in err and "0:apple" in err and "cifar100" in err
-
-
-@pytest.mark.slow
-def test_full_protocol_on_digits_is_far_above_chance_and_reproducible(capsys):
-    """Acceptance: random-real IPC 10 on digits, full 1000-epoch protocol, same seed twice."""
-    a = run_json(capsys, DIGITS_FILE, "--dataset", "digits", "--root", ROOT, "--runs", "1", "--seed", "0")
-    b = run_json(capsys, DIGITS_FILE, "--dataset", "digits", "--root", ROOT, "--runs", "1", "--seed", "0")
-    assert a["epochs"] == 1000 and a["standard"] is False and a["nonstandard"] == "runs=1"
-    assert a["acc_mean"] > 85  # chance is 10 %
-    assert a["acc_runs"] == b["acc_runs"]

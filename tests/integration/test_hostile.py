@@ -8,20 +8,14 @@ import zipfile
 
 import pytest
 import torch
+from conftest import QUICK, add_generator, add_team, board, read_results
 
 from benchmark import tracks
 from benchmark.cli import main
-from conftest import add_generator, add_team, read_results
-
-QUICK = ["--preset", "quick", "--device", "cpu"]
 
 
 def spec(team, method="m", track="fixed-ipc", extra=""):
     return f"team: {team}\nmethod: {json.dumps(method)}\ntrack: {track}\ndatasets: [digits]\n{extra}"
-
-
-def board(project):
-    return (project / "leaderboard" / "LEADERBOARD.md").read_text()
 
 
 # -- text from submissions is data -----------------------------------------------------------------
@@ -45,14 +39,6 @@ def test_markup_html_and_escape_codes_in_text_are_plain_data(project, capsys):
     assert "\x1b" not in text
     [row] = [r for r in read_results(project) if r["team"] == "mark"]
     assert "\x1b" not in row["method"] and "\x07" not in row["method"] and "[/bold]" in row["method"]
-
-
-def test_a_crashing_generators_output_is_bounded_and_plain(project):
-    add_generator(project, "loud", 'print("\\x1b[2J\\x1b]0;pwned\\x07" + "[/bold]<script>" * 5000)\nraise SystemExit(3)\n')
-    assert main(["submit", "loud", "--root", str(project), *QUICK]) == 1
-    [row] = read_results(project)
-    assert row["status"] == "failed" and len(row["error"]) <= 300 and "\x1b" not in row["error"]
-    assert "<script>" not in board(project) and "&lt;script&gt;" in board(project)
 
 
 def test_overlong_text_is_refused_at_the_input_and_every_later_command_works(project):
@@ -127,20 +113,6 @@ def test_what_one_team_causes_becomes_its_row_and_the_run_goes_on(project, monke
     rows = {r["team"]: r for r in read_results(project)}
     assert rows["alpha"]["status"] == "failed" and "PermissionError" in rows["alpha"]["error"]
     assert rows["beta"]["status"] == "ok"
-
-
-def test_a_fault_of_the_harness_exits_2_with_its_traceback_and_blames_no_team(project, monkeypatch, capsys):
-    add_team(project, "alpha")
-
-    def bug(*args, **kwargs):
-        raise KeyError("a mistyped key inside the harness")
-
-    monkeypatch.setitem(tracks.PREPARERS, "fixed-ipc", bug)
-    assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 2
-    assert "internal error of the harness (KeyError" in capsys.readouterr().err
-    assert all(r["status"] != "failed" for r in read_results(project))
-    logs = list((project / "leaderboard" / ".runs" / "logs").glob("harness-error-*.log"))
-    assert len(logs) == 1 and "Traceback" in logs[0].read_text() and "a mistyped key" in logs[0].read_text()
 
 
 # -- cost bounded before work ----------------------------------------------------------------------
@@ -282,20 +254,3 @@ def test_a_folder_name_with_a_final_newline_cannot_pass_for_another_team(project
     assert main(["run", "--track", "fixed-ipc", "--root", str(project), *QUICK]) == 0
     assert [r["team"] for r in read_results(project)] == ["alice"]
     assert "not a team name" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("trick", ["hard link", "sparse", "newline name"])
-def test_shards_that_are_not_files_of_their_own_are_refused_without_copying(project, trick):
-    body = {"hard link": "p = write_valid_shard(args)\nfor i in range(1, 50):\n"
-                         "    os.link(p, os.path.join(args.out, f'shard-{i:05d}.safetensors'))\n",
-            "sparse": "write_valid_shard(args)\nwith open(os.path.join(args.out, 'shard-00001.safetensors'), 'wb') as f:\n"
-                      "    f.truncate(1 << 32)  # 4 GiB claimed, nothing stored\n",
-            "newline name": "write_valid_shard(args)\nopen(os.path.join(args.out, 'shard-00005.safetensors\\n'), 'wb')"
-                            ".write(b'junk')\n"}[trick]
-    add_generator(project, "trick", body)
-    code = main(["submit", "trick", "--root", str(project), *QUICK])
-    [row] = read_results(project)
-    if trick == "newline name":  # not a shard name: ignored, the real shard counts
-        assert code == 0 and row["status"] == "ok" and row["images_generated"] == "20"
-    else:
-        assert code == 1 and row["status"] == "invalid" and "hard link or a sparse file" in row["error"]

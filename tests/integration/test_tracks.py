@@ -5,16 +5,10 @@ import pickle
 
 import pytest
 import torch
+from conftest import EXAMPLE, QUICK, add_team, read_results, submit
 from safetensors.torch import save_file
 
 from benchmark.cli import main
-from conftest import EXAMPLE, add_team, read_results
-
-QUICK = ["--preset", "quick", "--device", "cpu"]
-
-
-def submit(project, team, *extra):
-    return main(["submit", team, "--root", str(project), *QUICK, *extra])
 
 
 def test_submit_records_a_row_skips_identical_and_force_reevaluates(project, capsys):
@@ -99,14 +93,6 @@ def test_broken_submission_exits_1_with_a_status_row_and_never_a_score(project, 
     assert "Rejected or failed" in (project / "leaderboard" / "LEADERBOARD.md").read_text()
 
 
-def test_unknown_team_and_dataset_not_entered_are_usage_errors(project, capsys):
-    add_team(project, "alpha")
-    assert submit(project, "alhpa") == 2
-    assert submit(project, "alpha", "--dataset", "cifar100") == 2
-    assert "does not enter cifar100" in capsys.readouterr().err
-    assert read_results(project) == []
-
-
 def test_run_track_evaluates_every_submission_of_the_track(project, capsys):
     add_team(project, "alpha")
     add_team(project, "beta")
@@ -127,26 +113,15 @@ def test_baseline_random_writes_the_example_and_a_reference_row(project):
     assert (row["team"], row["track"], row["ipc"]) == ("Random 10 IPC", "reference", "10")
 
 
-@pytest.mark.slow
-def test_baseline_full_trains_the_epochs_of_the_ipc_epoch_rule(project):
-    assert main(["baseline", "full", "--dataset", "digits", "--root", str(project), "--runs", "1"]) == 0
-    row = read_results(project)[0]
-    assert row["team"] == "Full dataset" and row["ipc"] == "124"  # smallest digits class in the train split
-    assert row["epochs"] == "81" and row["nonstandard"] == "runs=1"  # 10,000 image-steps / IPC 124
-    assert row["images"] == "1297" and float(row["acc_mean"]) > 80
+def test_baseline_full_takes_the_whole_training_set_and_the_epochs_of_the_ipc_epoch_rule(project):
+    """The full-data reference row is planned as the IPC-epoch rule says (`make demo` trains it)."""
+    from benchmark.baseline import baseline_tasks
+    from benchmark.options import Options
+    from benchmark.protocol import load_protocol
 
-
-def test_validate_reports_hashes_and_normalisation_warning(project, capsys):
-    folder = add_team(project, "alpha")
-    assert main(["validate", "alpha", "--root", str(project)]) == 0
-    err = capsys.readouterr().err
-    assert "sha256" in err and "digits.safetensors" in err and "ok digits" in err
-    (folder / "digits.safetensors").unlink()
-    torch.save(torch.rand(100, 3, 8, 8), folder / "digits.pt")  # floats in [0, 1], not normalised
-    assert main(["validate", "alpha", "--root", str(project)]) == 0
-    assert "every value lies in [0, 1]" in capsys.readouterr().err
-    torch.save(torch.rand(100, 3, 8, 8) * 0.2 - 1.5, folder / "digits.pt")  # normalised-looking range, odd statistics
-    assert main(["validate", "alpha", "--root", str(project)]) == 0
-    assert "far from a normalised dataset" in capsys.readouterr().err
-    torch.save(torch.rand(90, 3, 8, 8), folder / "digits.pt")
-    assert main(["validate", "alpha", "--root", str(project)]) == 1
+    opts = Options(protocol=load_protocol(), root=project)
+    [task] = baseline_tasks(opts, "full", ["digits"])
+    job = task.prepare()
+    assert job.ipc == 124 and len(job.labels) == 1297  # the smallest digits class in the train split
+    assert job.protocol_epochs == 81 and opts.train_config(job.protocol_epochs).epochs == 81  # 10,000 image-steps / 124
+    assert job.fields["team"] == "Full dataset" and job.fields["standard"] and not job.leak_checked

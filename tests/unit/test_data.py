@@ -5,8 +5,8 @@ import tarfile
 import pytest
 import torch
 import yaml
-
 from conftest import TINY_WNIDS, make_reference
+
 from evaluator import data as ds
 from evaluator.data import _classnames
 from evaluator.errors import DatasetError

@@ -9,19 +9,22 @@ import shutil
 
 import pytest
 import torch
+from conftest import train_config
 
 from benchmark import protocol as proto
-from benchmark import cgroups, tracks
 from benchmark.cli import build_parser
 from benchmark.commands._common import options
 from benchmark.errors import UsageError
-from benchmark.options import Options, Overrides
-from benchmark.protocol import content_digest, load_protocol, load_protocol_file, released_versions
-from conftest import add_generator, add_team, read_results, train_config
+from benchmark.options import Options
+from benchmark.protocol import (
+    content_digest,
+    load_protocol,
+    load_protocol_file,
+    released_versions,
+)
 from evaluator import dsa
 from evaluator import train as tr
 from evaluator.evaluate import evaluate
-from evaluator.ipc_epochs import IpcEpochTable
 from evaluator.train import Task, train_and_test
 
 P = load_protocol()
@@ -160,55 +163,6 @@ def test_seeds_epochs_and_precision_reach_the_loop_through_options():
     assert [r.seed for r in ev.runs] == [5, 6] and all(r.passes == 4 for r in ev.runs)
 
 
-def test_fixed_ipc_values_reach_the_track(project):
-    add_team(project, "alpha")  # 10 images per class
-    p = dataclasses.replace(P, fixed_ipc=5, fixed_epochs=1)
-    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1), root=project), "alpha")
-    assert outcome.status == "invalid" and "more than the 50 accepted" in outcome.message  # 5 per class x 10
-    p = dataclasses.replace(P, fixed_epochs=3)
-    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1), root=project), "alpha")
-    assert outcome.status == "ok" and outcome.result.epochs == 3 and outcome.result.ipc == 10
-
-
-GENERATOR_CHECKS = """
-import resource
-nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-tmp = os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize >> 20
-if nofile != 99 or tmp != 48 or os.environ["BENCH_BUDGET_SECONDS"] != "6":
-    raise SystemExit(f"limits not from the protocol: nofile {nofile}, /tmp {tmp} MiB, budget {os.environ['BENCH_BUDGET_SECONDS']}")
-write_valid_shard(args, per_class=3)
-time.sleep(100)
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
-def test_generation_values_reach_the_generator_and_the_sandbox(project, monkeypatch):
-    caps = []
-    real_cgroups = cgroups.Cgroups
-    monkeypatch.setattr(cgroups, "Cgroups", lambda limits: caps.append(limits) or real_cgroups(limits))
-    add_generator(project, "gen", GENERATOR_CHECKS)
-    p = dataclasses.replace(P, budgets={"digits": 6.0}, max_ipc=2, ipc_epochs=IpcEpochTable(rows=((1, 6),), cap=6),
-                            sandbox_limits=dataclasses.replace(P.sandbox_limits, max_processes=77, max_open_files=99,
-                                                               max_memory_bytes=3 << 30, max_tmp_bytes=48 << 20))
-    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1), root=project), "gen")
-    r = outcome.result
-    assert outcome.status == "ok", outcome.message
-    assert (r.budget_seconds, r.ipc, r.images_dropped, r.epochs) == (6.0, 2, 10, 3)  # 1 x 6 image-steps / IPC 2
-    assert 5.9 <= r.gen_seconds <= 6.05
-    assert [(c.max_processes, c.max_memory_bytes) for c in caps] == [(77, 3 << 30)]
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
-def test_the_output_cap_comes_from_the_protocol(project):
-    add_generator(project, "big", "open(args.out / 'blob', 'wb').write(os.urandom(3 << 20))\nwrite_valid_shard(args)\n")
-    p = dataclasses.replace(P, sandbox_limits=dataclasses.replace(P.sandbox_limits, max_output_bytes=1 << 20))
-    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1, epochs=1), root=project), "big")
-    assert outcome.status == "failed" and ("1 MiB" in outcome.message or "too large" in outcome.message
-                                           or "No space left" in outcome.message), outcome.message
-
-
 # -- overrides: named, and the only way to be non-standard --------------------------------------------
 
 def parsed(*argv):
@@ -245,15 +199,3 @@ def test_a_protocol_file_of_ones_own_is_named(tmp_path):
     opts = parsed("--protocol", str(mine))
     assert opts.protocol.recipe.batch_size == 128
     assert opts.deviations(P.fixed_epochs) == (f"protocol={opts.protocol.label}",)
-
-
-def test_the_quick_preset_row_is_non_standard_and_says_why(project):
-    from benchmark.cli import main
-
-    add_team(project, "alpha")
-    assert main(["submit", "alpha", "--root", str(project), "--preset", "quick", "--device", "cpu"]) == 0
-    row = read_results(project)[0]
-    assert (row["standard"], row["nonstandard"], row["runs"], row["epochs"]) == \
-        ("false", "preset=quick runs=1 epochs=2", "1", "2")
-    with pytest.raises(SystemExit):  # argparse: not one of the protocol's presets
-        main(["submit", "alpha", "--root", str(project), "--preset", "slow"])

@@ -1,9 +1,15 @@
 """submission.yaml schema, discovery and hashing."""
 import pytest
+from conftest import add_team
 
 from benchmark.errors import SubmissionError, UsageError
-from benchmark.submission import combined_hash, discover, file_hashes, parse_spec, submission_folder
-from conftest import add_team
+from benchmark.submission import (
+    combined_hash,
+    discover,
+    file_hashes,
+    parse_spec,
+    submission_folder,
+)
 
 GOOD = "team: t\nmethod: m\ntrack: fixed-ipc\ndatasets: [digits]\n"
 

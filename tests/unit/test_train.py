@@ -1,16 +1,13 @@
 """The training protocol: pass count, schedule, momentum reset, batches, seeding, accuracy."""
 import statistics
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import digits_ipc, train_config
 
 from evaluator import train as tr
-from evaluator.data import load_dataset
 from evaluator.evaluate import evaluate
 from evaluator.train import Task, learning_rate, train_and_test
-
-from conftest import train_config
 
 
 def test_pass_count_and_decay_pass_follow_the_official_loop():
@@ -85,14 +82,6 @@ def test_per_class_accuracy_is_reported_in_class_order():
     assert r.seconds > 0
 
 
-def digits_ipc(ipc=10, seed=0):
-    ds = load_dataset("digits", Path("unused"), need_train=True)
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.cat([torch.nonzero(ds.train_labels == c).flatten()[:40][torch.randperm(40, generator=g)[:ipc]]
-                     for c in range(10)])
-    return ds, ds.normalize(ds.train_images[idx]), ds.train_labels[idx]
-
-
 def test_short_training_on_digits_is_far_above_chance_and_resumable():
     ds, x, y = digits_ipc()
     tx, ty = ds.normalize(ds.test_images), ds.test_labels
@@ -107,19 +96,6 @@ def test_short_training_on_digits_is_far_above_chance_and_resumable():
     assert again.accuracies == ev.accuracies
     assert ev.std == pytest.approx(statistics.stdev(ev.accuracies))
     assert ev.class_spread == pytest.approx(statistics.pstdev(ev.per_class_mean))
-
-
-def test_compiled_training_really_compiles_and_learns():
-    from torch._dynamo.utils import counters
-
-    ds, x, y = digits_ipc()
-    task = Task(x, y, ds.normalize(ds.test_images), ds.test_labels, 10)
-    before = counters["stats"]["unique_graphs"]
-    r = train_and_test(task, train_config(100, compile=True), seed=0)
-    net = tr._Network.get(10, 8, train_config(100, compile=True), compiled=True)
-    assert type(net.forward).__name__ == "OptimizedModule"
-    assert counters["stats"]["unique_graphs"] > before  # dynamo captured the network's graph
-    assert r.accuracy > 70 and r.passes == 101
 
 
 @pytest.mark.parametrize("precision,dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
