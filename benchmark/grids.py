@@ -1,14 +1,17 @@
-"""Sample image grids: one PNG per submission and dataset, linked from the leaderboard."""
+"""Sample image grids: one PNG per submission and dataset, linked from the leaderboard.
+
+The page only needs the file names; torch is imported where a grid is drawn, so that `bench
+leaderboard` starts without it."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from evaluator.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 MAX_CLASSES = 10
 PER_CLASS = 10
@@ -26,6 +29,7 @@ def leak_grid_name(team: str, dataset: str) -> str:
 
 def sample_grid(images: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     """uint8 3 x H x W: one row per class (the first MAX_CLASSES), its first PER_CLASS images."""
+    import torch
     from torchvision.utils import make_grid
 
     rows = []
@@ -39,6 +43,8 @@ def sample_grid(images: Tensor, labels: Tensor, num_classes: int) -> Tensor:
 
 def _upscaled(batch: Tensor) -> Tensor:
     """Small images (digits) upscaled so they can be seen."""
+    import torch.nn.functional as F
+
     if batch.shape[-1] < MIN_PIXELS:
         batch = F.interpolate(batch, scale_factor=MIN_PIXELS // batch.shape[-1], mode="nearest")
     return batch
@@ -47,6 +53,7 @@ def _upscaled(batch: Tensor) -> Tensor:
 def pair_grid(submitted: Tensor, test: Tensor) -> Tensor:
     """uint8 3 x H x W: up to PER_CLASS x MAX_CLASSES / 2 pairs, each submitted image followed by
     the test image it matches."""
+    import torch
     from torchvision.utils import make_grid
 
     n = min(len(submitted), PER_CLASS * MAX_CLASSES // 2)

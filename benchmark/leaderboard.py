@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from evaluator.atomic import atomic_write_text
-from evaluator.data import CHALLENGE_DATASETS
+from evaluator.registry import CHALLENGE_DATASETS
 from evaluator.stats import Estimate
 
 from . import grids, results, signing

@@ -13,13 +13,13 @@ import platform
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-
-import torch
-
-from evaluator.train import TrainConfig
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 from .protocol import Preset, Protocol, check_override_values
+
+if TYPE_CHECKING:
+    from evaluator.train import TrainConfig
 
 ROOT_MARKER = Path("datasets") / "manifest.yaml"
 
@@ -34,6 +34,8 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def resolve_device(name: str) -> str:
+    import torch  # here, not above: the command line builds its help without torch
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -44,6 +46,8 @@ def resolve_device(name: str) -> str:
 
 
 def device_name(device: str) -> str:
+    import torch
+
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     cpu = platform.processor() or platform.machine()
@@ -181,6 +185,8 @@ class Options:
         return self.project / "datasets"
 
     def train_config(self, protocol_epochs: int, arch: str | None = None) -> TrainConfig:
+        from evaluator.train import TrainConfig
+
         arch = arch or self.protocol.challenge_arch
         return TrainConfig(recipe=self.protocol.recipe_for(arch), epochs=self.epochs(protocol_epochs),
                            precision=self.precision, arch=arch, device=self.device, compile=self.compile)

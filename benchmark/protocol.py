@@ -16,11 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from evaluator.archs import TIMM_PREFIX, ArchitectureError, check_name
+from evaluator.errors import ArchitectureError
 from evaluator.ipc_epochs import IpcEpochTable
-from evaluator.leakage import LeakParams
-from evaluator.recipe import DsaParams, Recipe
-from evaluator.train import PRECISIONS
+from evaluator.recipe import PRECISIONS, TIMM_PREFIX, DsaParams, LeakParams, Recipe, check_name
 
 from .errors import UsageError
 from .sandbox import Limits

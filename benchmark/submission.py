@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.atomic import atomic_write_text
-from evaluator.data import REGISTRY
+from evaluator.registry import REGISTRY
 
 from .errors import SubmissionError, UsageError
 from .text import plain

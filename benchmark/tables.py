@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from evaluator.data import CHALLENGE_DATASETS, REGISTRY
+from evaluator.registry import CHALLENGE_DATASETS, REGISTRY
 from evaluator.stats import Estimate
 
 from . import results

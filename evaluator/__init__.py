@@ -1,11 +1,6 @@
 """The trusted scoring core: datasets, the ConvNet, DSA augmentation and the training protocol.
 
-It knows nothing of the command line; `benchmark` orchestrates it.
+It knows nothing of the command line; `benchmark` orchestrates it. Import its modules directly
+(`evaluator.train`, `evaluator.data`, ...): the package itself imports nothing, so that a light
+module of the core (its errors, its recipe) can be read without loading torch.
 """
-from .evaluate import Evaluation, evaluate
-from .files import ImageSet, load_image_set
-from .recipe import DsaParams, Recipe
-from .train import RunResult, Task, TrainConfig, train_and_test
-
-__all__ = ["DsaParams", "Evaluation", "ImageSet", "Recipe", "RunResult", "Task", "TrainConfig", "evaluate",
-           "load_image_set", "train_and_test"]

@@ -18,15 +18,8 @@ import torch
 from torch import nn
 
 from .convnet import convnet_d3_w128
-from .errors import EvaluatorError
-
-CHALLENGE = "convnet"
-TIMM_PREFIX = "timm:"
-
-
-class ArchitectureError(EvaluatorError):
-    """An unknown architecture, or one that cannot take the dataset's images."""
-
+from .errors import ArchitectureError
+from .recipe import ARCHITECTURES, CHALLENGE, TIMM_PREFIX, check_name  # noqa: F401  (re-exported)
 
 def instance_norm(num_channels: int, **_) -> nn.GroupNorm:
     """Instance normalisation as the distillation pool uses it: GroupNorm with one group per channel."""
@@ -115,16 +108,7 @@ def _timm_model(name: str, num_classes: int, resolution: int) -> nn.Module:
 
 BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
     "convnet": convnet_d3_w128, "resnet18": resnet18, "vgg11": vgg11, "alexnet": alexnet, "vit": vit}
-
-
-def check_name(name: str) -> str:
-    """The name, if it is a known architecture or timm:<name>; else a one-line error."""
-    if name in BUILDERS or (name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX)):
-        return name
-    close = difflib.get_close_matches(name, BUILDERS, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    raise ArchitectureError(f"--arch {name}: unknown architecture; {hint}known: {', '.join(BUILDERS)}, "
-                            f"cross (the unseen set) or timm:<any timm model>")
+assert tuple(BUILDERS) == ARCHITECTURES, "every architecture name has its builder, in the same order"
 
 
 def build(name: str, num_classes: int, resolution: int) -> nn.Module:

@@ -13,6 +13,10 @@ class DatasetError(EvaluatorError):
     """A dataset is unknown, missing, or its files are corrupt."""
 
 
+class ArchitectureError(EvaluatorError):
+    """An unknown architecture, or one that cannot take the dataset's images."""
+
+
 def one_line(text: object, limit: int = 300) -> str:
     """Collapse any message to a single line of bounded length."""
     flat = " ".join(str(text).split())

@@ -29,29 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .recipe import LeakParams
+
 EPS = 1e-6
 TOLERANCE = 1e-4  # distances this close are equal (float rounding): an exact training image never matches
 EXHAUSTIVE_PIXEL_PAIRS = 1 << 27  # below this N x M x pixels every pair is compared (no retrieval)
-
-
-@dataclass(frozen=True)
-class LeakParams:
-    max_shift: int  # pixels of misalignment searched (both axes)
-    coarse_size: int  # side of the retrieval descriptor
-    candidates: int  # nearest test and nearest training images verified per submitted image
-    max_distance: float  # a match is at most this far from its test image ...
-    ratio: float  # ... and at most ratio x the distance to the nearest training image
-    blend_ratio: float  # a blend: a test and a training image leave at most this x what two training images leave
-    max_fraction: float  # the set is flagged when more than this fraction of its images match
-
-    def __post_init__(self) -> None:
-        problems = [name for name, ok in (
-            ("max_shift", 0 <= self.max_shift <= 16), ("coarse_size", 1 <= self.coarse_size <= 64),
-            ("candidates", 1 <= self.candidates <= 256), ("max_distance", 0 < self.max_distance <= 1),
-            ("ratio", 0 < self.ratio <= 1),
-            ("blend_ratio", 0 < self.blend_ratio <= 1), ("max_fraction", 0 <= self.max_fraction < 1)) if not ok]
-        if problems:
-            raise ValueError(f"leakage parameter out of range: {', '.join(problems)}")
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,35 @@
-"""What a training run needs to know of the protocol: the recipe (optimizer, schedule, batches,
-augmentation). Values come from the versioned protocol file (benchmark/protocols/); the core
-holds no defaults of its own, so a score depends on nothing the protocol version does not name.
+"""What the core needs to know of the protocol: the recipe (optimizer, schedule, batches,
+augmentation), the precisions, the networks that can be named and the leakage check's parameters.
+Values come from the versioned protocol file (benchmark/protocols/); the core holds no defaults of
+its own, so a score depends on nothing the protocol version does not name. This module imports
+nothing heavy: the command line reads it to build its help.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
+
+from .errors import ArchitectureError
 
 DSA_OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 OPTIMIZERS = ("sgd",)
 # "official-step": passes 0..E; after pass E//2+1 the learning rate is multiplied by `decay_factor`
 # and the optimizer is created anew (its momentum restarts at zero), as the organisers' loop does.
 SCHEDULES = ("official-step",)
+PRECISIONS = ("fp32", "bf16")
+CHALLENGE = "convnet"  # the challenge's network (ConvNetD3-W128); its score is the challenge's
+ARCHITECTURES = ("convnet", "resnet18", "vgg11", "alexnet", "vit")  # built by evaluator.archs
+TIMM_PREFIX = "timm:"
+
+
+def check_name(name: str) -> str:
+    """The name, if it is a known architecture or timm:<name>; else a one-line error."""
+    if name in ARCHITECTURES or (name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX)):
+        return name
+    close = difflib.get_close_matches(name, ARCHITECTURES, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ArchitectureError(f"--arch {name}: unknown architecture; {hint}known: {', '.join(ARCHITECTURES)}, "
+                            f"cross (the unseen set) or timm:<any timm model>")
 
 
 @dataclass(frozen=True)
@@ -55,3 +74,23 @@ class Recipe:
         if self.lr <= 0 or self.batch_size < 1 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise ValueError(f"recipe values out of range: lr {self.lr}, batch {self.batch_size}, "
                              f"momentum {self.momentum}, weight decay {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class LeakParams:
+    max_shift: int  # pixels of misalignment searched (both axes)
+    coarse_size: int  # side of the retrieval descriptor
+    candidates: int  # nearest test and nearest training images verified per submitted image
+    max_distance: float  # a match is at most this far from its test image ...
+    ratio: float  # ... and at most ratio x the distance to the nearest training image
+    blend_ratio: float  # a blend: a test and a training image leave at most this x what two training images leave
+    max_fraction: float  # the set is flagged when more than this fraction of its images match
+
+    def __post_init__(self) -> None:
+        problems = [name for name, ok in (
+            ("max_shift", 0 <= self.max_shift <= 16), ("coarse_size", 1 <= self.coarse_size <= 64),
+            ("candidates", 1 <= self.candidates <= 256), ("max_distance", 0 < self.max_distance <= 1),
+            ("ratio", 0 < self.ratio <= 1),
+            ("blend_ratio", 0 < self.blend_ratio <= 1), ("max_fraction", 0 <= self.max_fraction < 1)) if not ok]
+        if problems:
+            raise ValueError(f"leakage parameter out of range: {', '.join(problems)}")

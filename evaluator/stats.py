@@ -11,8 +11,6 @@ import statistics
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from scipy import stats
-
 LEVEL = 0.95
 
 
@@ -49,6 +47,8 @@ class Estimate:
         """Half-width of the 95 % confidence interval of the mean; None without replicates."""
         if self.df < 1:
             return None
+        from scipy import stats  # here: half a second to import, and only scores with replicates need it
+
         return float(stats.t.ppf(0.5 + LEVEL / 2, self.df)) * math.sqrt(self.var_mean)
 
     def differs(self, other: "Estimate") -> bool:
@@ -62,4 +62,6 @@ class Estimate:
         denom = sum((v**2 / d) for v, d in ((self.var_mean, self.df), (other.var_mean, other.df)) if v > 0)
         df = var**2 / denom
         t = abs(self.mean - other.mean) / math.sqrt(var)
+        from scipy import stats
+
         return bool(2 * stats.t.sf(t, df) < 1 - LEVEL)

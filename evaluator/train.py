@@ -27,9 +27,8 @@ from torch import Tensor, nn
 
 from . import dsa
 from . import archs
-from .recipe import Recipe
+from .recipe import PRECISIONS, Recipe
 
-PRECISIONS = ("fp32", "bf16")
 # Below this many image-steps a CPU run is faster eager than compile time + compiled steps.
 COMPILE_MIN_IMAGE_STEPS = 200_000
 

@@ -10,14 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from evaluator.train import PRECISIONS
+from evaluator.recipe import PRECISIONS
 
-from .. import distributed, leaderboard
 from ..console import info
 from ..options import Options, Overrides, find_root, resolve_device
 from ..protocol import Protocol, load_protocol, load_protocol_file
-from ..scoring import SKIPPED
-from ..tracks import execute
+
+# What evaluates (torch and the rest) is imported where a command runs, not here: `bench --help`
+# and the commands that train nothing start without it.
 
 
 def add_root(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +81,8 @@ def options(args: argparse.Namespace) -> Options:
 
 def exit_status(outcomes: list) -> int:
     """1 when any evaluation was invalid or failed; a summary line either way."""
+    from ..scoring import SKIPPED
+
     failed = [o for o in outcomes if o.failed]
     if outcomes:
         done = sum(not o.failed and o.status != SKIPPED for o in outcomes)
@@ -92,6 +94,9 @@ def exit_status(outcomes: list) -> int:
 def run_tasks(opts: Options, make_tasks: Callable[[Options], list]) -> int:
     """Evaluate the command's tasks: here, one after the other; or, started by torchrun or
     accelerate launch, spread over all processes (only the main one records and reports)."""
+    from .. import distributed, leaderboard
+    from ..tracks import execute
+
     if not distributed.launched():
         try:
             return exit_status(execute(opts, make_tasks(opts)))

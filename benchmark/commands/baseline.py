@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..baseline import baseline_tasks
 from ._common import add_common, options, run_tasks
 
 
@@ -19,5 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    from ..baseline import baseline_tasks
+
     opts = options(args)
     return run_tasks(opts, lambda o: baseline_tasks(o, args.kind, args.dataset))

@@ -7,10 +7,10 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from evaluator import data as ds
-
 from ..console import console, info
 from ._common import add_root, project_root
+
+# evaluator.data (torch) is imported by each command, not for --help.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +41,8 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from evaluator import data as ds
+
     data_dir = _data_dir(args)
     table = Table(title="datasets")
     for col in ("name", "title", "classes", "px", "challenge", "train", "test"):
@@ -55,16 +57,22 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    from evaluator import data as ds
+
     info(ds.prepare_dataset(args.name, _data_dir(args)))
     return 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from evaluator import data as ds
+
     info(ds.prepare_dataset(args.name, _data_dir(args), args.source.expanduser() if args.source else None))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from evaluator import data as ds
+
     i = ds.get_info(args.name)
     data_dir = _data_dir(args)
     st = ds.dataset_status(args.name, data_dir)

@@ -8,23 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
-
-from evaluator import data as ds
-from evaluator.evaluate import evaluate
-from evaluator.files import load_image_set
-from evaluator.leakage import check_leakage
-from evaluator.normalize import denormalize
-from evaluator.train import Task
 
 from ..console import console, info, pass_progress, run_line, warn
 from ..errors import UsageError
 from ..options import Options
-from ..results import Result
-from ..scoring import describe, result_of
-from ..submission import file_sha256
 from ._common import add_common, options
+
+if TYPE_CHECKING:  # torch and the core are imported by the command, not for its --help
+    from ..results import Result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _test_set(args: argparse.Namespace, opts: Options):
     """(test images normalised, labels, classes, dataset info or None, dataset label)."""
+    from evaluator import data as ds
+
     if args.test is None:
         d = ds.load_dataset(args.dataset, opts.data_dir)
         return d.normalize(d.test_images), d.test_labels, d.info.num_classes, d.info, args.dataset
@@ -56,6 +52,10 @@ def _test_set(args: argparse.Namespace, opts: Options):
 def _leakage(args: argparse.Namespace, opts: Options, image_set) -> dict:
     """The leakage check's fields, with --dataset (a reference test file comes without the
     training split the check compares with: not checked)."""
+    from evaluator import data as ds
+    from evaluator.leakage import check_leakage
+    from evaluator.normalize import denormalize
+
     params = opts.protocol.leakage
     if args.test is not None or params is None:
         return {}
@@ -69,6 +69,13 @@ def _leakage(args: argparse.Namespace, opts: Options, image_set) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from evaluator.evaluate import evaluate
+    from evaluator.files import load_image_set
+    from evaluator.train import Task
+
+    from ..scoring import describe, result_of
+    from ..submission import file_sha256
+
     opts = options(args)
     test_x, test_y, num_classes, info_, label = _test_set(args, opts)
     image_set = load_image_set(args.file, num_classes, test_x.shape[-1], opts.protocol.max_ipc * num_classes)

@@ -6,9 +6,7 @@ import argparse
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from .. import leaderboard, results
 from ..console import console, info
-from ..submission import current_hashes
 from ._common import add_root, project_root
 
 
@@ -25,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .. import leaderboard, results
+    from ..submission import current_hashes
+
     root = project_root(args)
     hashes = current_hashes(root)  # before the lock: a slow folder never holds up the others' writes
     with results.locked(root):

@@ -7,7 +7,6 @@ from pathlib import Path
 from .. import results, signing
 from ..console import error, info, warn
 from ..options import resolve_device
-from ..verify import REPRODUCED, verify
 from ._common import add_root, project_root
 
 
@@ -59,6 +58,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ..verify import REPRODUCED, verify
+
     verdicts = verify(project_root(args), resolve_device(args.device), args.team, args.dataset, args.line)
     good = sum(v.outcome == REPRODUCED for v in verdicts)
     info(f"{good} of {len(verdicts)} rows reproduced")

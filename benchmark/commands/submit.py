@@ -5,7 +5,6 @@ import argparse
 
 from ..console import info
 from ..submission import TRACKS
-from ..tracks import submission_tasks, track_tasks
 from ._common import add_common, options, run_tasks
 
 
@@ -29,10 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from ..tracks import submission_tasks
+
     return run_tasks(options(args), lambda opts: submission_tasks(opts, args.team, args.dataset))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..tracks import track_tasks
+
     def tasks(opts):
         found = track_tasks(opts, args.track, args.team, args.dataset)
         if not found:

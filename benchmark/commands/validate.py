@@ -7,7 +7,6 @@ from ..console import error, info, warn
 from ..errors import SubmissionError
 from ..protocol import load_protocol
 from ..submission import file_hashes, parse_spec, submission_folder
-from ..validate import validate_submission
 from ._common import add_root, project_root
 
 
@@ -21,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ..validate import validate_submission
+
     root = project_root(args)
     folder = submission_folder(root, args.team)
     for name, digest in file_hashes(folder).items():

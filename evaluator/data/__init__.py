@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -23,44 +22,9 @@ from torch import Tensor
 
 from ..errors import DatasetError
 from ..normalize import denormalize, normalize
-from . import _cache, _classnames
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    title: str
-    num_classes: int
-    resolution: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    challenge: bool  # one of the ECCV 2024 challenge datasets
-    embedded: bool  # ships with the harness, nothing to download
-    known_classes: tuple[str, ...] | None = None  # names fixed by the archive
-
-
-REGISTRY: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo("digits", "scikit-learn digits (8x8)", 10, 8, (0.3057,) * 3, (0.3761,) * 3,
-                    challenge=False, embedded=True),
-        DatasetInfo("cifar10", "CIFAR-10", 10, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010),
-                    challenge=False, embedded=False, known_classes=_classnames.CIFAR10),
-        DatasetInfo("cifar100", "CIFAR-100", 100, 32, (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762),
-                    challenge=True, embedded=False, known_classes=_classnames.CIFAR100),
-        DatasetInfo("tinyimagenet", "Tiny-ImageNet-200", 200, 64, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
-                    challenge=True, embedded=False),
-    )
-}
-CHALLENGE_DATASETS = tuple(n for n, i in REGISTRY.items() if i.challenge)
-
-
-def get_info(name: str) -> DatasetInfo:
-    if name not in REGISTRY:
-        close = difflib.get_close_matches(name, REGISTRY, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise DatasetError(f"unknown dataset '{name}'; {hint}known: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+from .. import classnames as _classnames  # noqa: F401  (evaluator.data._classnames, as before)
+from ..registry import CHALLENGE_DATASETS, REGISTRY, DatasetInfo, get_info  # noqa: F401  (re-exported)
+from . import _cache
 
 
 @dataclass(frozen=True)

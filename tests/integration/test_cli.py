@@ -1,6 +1,9 @@
 """bench data / bench evaluate through the real command-line entry point."""
 import json
+import os
 import statistics
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -49,3 +52,14 @@ def test_official_float_format_with_reference_needs_no_dataset(capsys, tmp_path)
     ref = make_reference(tmp_path / "t.pt", d.test_images, d.test_labels, d.info.mean, d.info.std)
     r = run_json(capsys, tmp_path / "official.pt", "--test", ref, "--epochs", "40", "--runs", "1")
     assert r["images"] == 50 and r["acc_mean"] > 30
+
+
+def test_help_and_the_page_start_without_torch_or_scipy():
+    """`bench --help`, `bench leaderboard` and `bench results check` import what they use only:
+    torch and scipy take seconds to import, and none of these trains."""
+    code = ("import sys; from benchmark.cli import build_parser; build_parser()\n"
+            "import benchmark.leaderboard, benchmark.results, benchmark.signing\n"
+            "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
