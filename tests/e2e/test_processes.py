@@ -43,7 +43,7 @@ def test_the_same_submission_twice_at_once_is_evaluated_once(project):
 
 def test_killed_between_runs_resumes_with_the_remaining_runs_only(project):
     add_team(project, "alpha")
-    args = ("submit", "alpha", "--root", project, "--epochs", "150", "--runs", "3", "--no-compile")
+    args = ("submit", "alpha", "--root", project, "--epochs", "100", "--runs", "3", "--no-compile")
     proc = bench(*args, start_new_session=True)
     runs_dir = project / "leaderboard" / ".runs"
     deadline = time.time() + 240

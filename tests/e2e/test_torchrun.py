@@ -37,7 +37,7 @@ def test_torchrun_on_the_cpu_writes_one_row_that_matches_a_single_process_run(pr
 
 def test_a_killed_process_loses_only_its_runs_and_a_new_launch_resumes(project):
     add_team(project, "alpha")
-    args = ("submit", "alpha", "--runs", "4", "--epochs", "200", "--no-compile")
+    args = ("submit", "alpha", "--runs", "4", "--epochs", "120", "--no-compile")
     proc = torchrun(project, *args, start_new_session=True)
     runs = project / "leaderboard" / ".runs"
     deadline = time.time() + 300
