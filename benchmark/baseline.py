@@ -10,7 +10,7 @@ import yaml
 from safetensors.torch import save_file
 
 from evaluator.atomic import atomic_write
-from evaluator.data import Dataset, load_dataset, tensor_digest
+from evaluator.data import Dataset, tensor_digest
 
 from .console import info
 from .options import Options
@@ -51,7 +51,7 @@ def write_example(opts: Options, dataset: str, images: torch.Tensor, labels: tor
 def job_random(opts: Options, dataset: str) -> Job:
     """IPC random real images per class, selected with the first run's seed."""
     protocol, seed = opts.protocol, opts.seeds[0]
-    ds = load_dataset(dataset, opts.data_dir, need_train=True)
+    ds = opts.dataset(dataset, need_train=True)
     images, labels = random_selection(ds, protocol.fixed_ipc, seed)
     if seed == protocol.seeds[0]:
         write_example(opts, dataset, images, labels)
@@ -64,7 +64,7 @@ def job_random(opts: Options, dataset: str) -> Job:
 
 def job_full(opts: Options, dataset: str) -> Job:
     """The whole training set; epochs from the IPC-epoch rule at its IPC (e.g. 500 -> 20)."""
-    ds = load_dataset(dataset, opts.data_dir, need_train=True)
+    ds = opts.dataset(dataset, need_train=True)
     images, labels = ds.train_images, ds.train_labels
     ipc = int(torch.bincount(labels, minlength=ds.info.num_classes).min())
     epochs = opts.protocol.ipc_epochs.epochs(ipc)

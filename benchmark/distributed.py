@@ -22,7 +22,6 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from evaluator.atomic import atomic_write, atomic_write_text
-from evaluator.data import load_dataset
 from evaluator.errors import DatasetError
 from evaluator.evaluate import Evaluation
 
@@ -129,7 +128,7 @@ def _load(opts: Options, task: Task, folder: Path):
     fields = {**meta["fields"], "seeds": tuple(meta["fields"]["seeds"])}
     if meta["kind"] == "rejection":
         return Rejection(fields, Status(meta["status"]), meta["reason"])
-    ds = load_dataset(fields["dataset"], opts.data_dir, need_train=opts.protocol.leakage is not None)
+    ds = opts.dataset(fields["dataset"], need_train=opts.protocol.leakage is not None)
     data = load_file(str(folder / "images.safetensors"))
     return Job(ds=ds, fields=fields, images=ds.normalize(data["images"]), labels=data["labels"],
                preview=data["images"], ipc=meta["ipc"], protocol_epochs=meta["epochs"])

@@ -10,7 +10,7 @@ change a result beyond float noise (they are recorded all the same).
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from .errors import UsageError
 from .protocol import Preset, Protocol, check_override_values
 
 if TYPE_CHECKING:
+    from evaluator.data import Dataset
     from evaluator.train import TrainConfig
 
 ROOT_MARKER = Path("datasets") / "manifest.yaml"
@@ -184,9 +185,18 @@ class Options:
     def data_dir(self) -> Path:
         return self.project / "datasets"
 
+    def dataset(self, name: str, need_train: bool = False) -> Dataset:
+        """The dataset as the protocol defines it: its images, normalised with the protocol's
+        statistics (`normalization`)."""
+        from evaluator.data import load_dataset
+
+        ds = load_dataset(name, self.data_dir, need_train=need_train)
+        mean, std = self.protocol.stats(name)
+        return replace(ds, info=replace(ds.info, mean=mean, std=std))
+
     def train_config(self, protocol_epochs: int, arch: str | None = None) -> TrainConfig:
         from evaluator.train import TrainConfig
 
         arch = arch or self.protocol.challenge_arch
-        return TrainConfig(recipe=self.protocol.recipe_for(arch), epochs=self.epochs(protocol_epochs),
+        return TrainConfig(recipe=self.protocol.recipe, epochs=self.epochs(protocol_epochs),
                            precision=self.precision, arch=arch, device=self.device, compile=self.compile)

@@ -18,7 +18,8 @@ from typing import Mapping
 
 from evaluator.errors import ArchitectureError
 from evaluator.ipc_epochs import IpcEpochTable
-from evaluator.recipe import PRECISIONS, TIMM_PREFIX, DsaParams, LeakParams, Recipe, check_name
+from evaluator.recipe import PRECISIONS, DsaParams, LeakParams, Recipe, check_name
+from evaluator.registry import REGISTRY
 
 from .errors import UsageError
 from .sandbox import Limits
@@ -52,6 +53,9 @@ class Preset:
     budget: float | None = None
 
 
+Stats = tuple[tuple[float, float, float], tuple[float, float, float]]  # mean, std per channel
+
+
 @dataclass(frozen=True)
 class Protocol:
     version: int
@@ -69,24 +73,26 @@ class Protocol:
     presets: Mapping[str, Preset]
     challenge_arch: str
     cross_archs: tuple[str, ...]
-    arch_recipes: Mapping[str, str]  # architecture (or "timm" for any timm:<name>) -> recipe section
+    normalization: Mapping[str, Stats]  # dataset -> (mean, std) (from version 4; empty before)
     leakage: LeakParams | None = None  # the leakage check (from version 3; None: not checked)
     max_float_excursion: float = float("inf")  # float images may leave [0, 1] pixels by this much (version 3)
 
-    def recipe_for(self, arch: str) -> Recipe:
-        """The recipe an architecture trains with (every one is `training` in versions 2 and 3)."""
-        key = "timm" if arch.startswith(TIMM_PREFIX) else arch
-        if key not in self.arch_recipes:
-            raise UsageError(f"protocol {self.label}: no recipe for architecture '{arch}'; "
-                             f"known: {', '.join(self.arch_recipes)}")
-        return self.recipe
+    def stats(self, dataset: str) -> Stats:
+        """The (mean, std) per channel that normalise the dataset's images into the network's input.
+        Versions 2 and 3 did not name them: they used the registry's values, which version 4 took."""
+        if dataset in self.normalization:
+            return self.normalization[dataset]
+        if self.version < 4 and self.released and dataset in REGISTRY:
+            return REGISTRY[dataset].mean, REGISTRY[dataset].std
+        raise UsageError(f"protocol {self.label}: no normalization for '{dataset}'; add its mean and std under "
+                         f"normalization in a new protocol version")
 
     def expand_archs(self, names: list[str] | None) -> tuple[str, ...]:
-        """--arch values: 'cross' is the protocol's unseen set; none given: the challenge's network."""
+        """--arch values: 'cross' is the protocol's unseen set; none given: the challenge's network.
+        Every network trains with the protocol's one recipe (`training`)."""
         out: list[str] = []
         for name in names or [self.challenge_arch]:
             for arch in (self.cross_archs if name == "cross" else [check_name(name)]):
-                self.recipe_for(arch)
                 if arch not in out:
                     out.append(arch)
         return tuple(out)
@@ -252,6 +258,7 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
         presets=MappingProxyType(_presets(r)),
         leakage=_leakage(r),
         max_float_excursion=r.number("integrity.max_float_excursion") if _has(r, "integrity") else float("inf"),
+        normalization=MappingProxyType(_normalization(r)),
         **_architectures(r),
     )
 
@@ -273,9 +280,32 @@ def _leakage(r: _Reader) -> LeakParams | None:
         raise UsageError(f"{r.where}: {key}: {exc}") from None
 
 
+def _normalization(r: _Reader) -> dict[str, Stats]:
+    """normalization.<dataset>.mean / .std: three numbers each (required from version 4)."""
+    if not _has(r, "normalization"):
+        if r.get("version", int) >= 4:
+            raise UsageError(f"{r.where}: missing key 'normalization'; every protocol value must be given")
+        return {}
+    out = {}
+    for dataset, values in r.get("normalization", dict).items():
+        key = f"normalization.{plain(dataset, 40)}"
+        if dataset not in REGISTRY:
+            raise UsageError(f"{r.where}: key '{key}': unknown dataset; known: {', '.join(REGISTRY)}")
+        mean, std = r.get(f"normalization.{dataset}.mean", list), r.get(f"normalization.{dataset}.std", list)
+        if not all(len(v) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                   for v in (mean, std)) or not all(_in_range(m, (0, 1)) for m in mean) \
+                or not all(_in_range(s, (1e-3, 1)) for s in std):
+            raise UsageError(f"{r.where}: key '{key}': mean and std must be three numbers each (R, G, B), "
+                             f"the mean from 0 to 1, the std from 0.001 to 1")
+        out[dataset] = (tuple(map(float, mean)), tuple(map(float, std)))
+    return out
+
+
 def _architectures(r: _Reader) -> dict:
-    recipes = r.get("architectures.recipes", dict)
-    if any(value != "training" for value in recipes.values()):
+    """The challenge's network and the cross set. Versions 2 and 3 also held a table mapping every
+    network to the recipe `training`, the only one; version 4 dropped it (every network trains with it)."""
+    recipes = r.get("architectures.recipes", dict) if "recipes" in r.get("architectures", dict) else None
+    if recipes is not None and any(value != "training" for value in recipes.values()):
         raise UsageError(f"{r.where}: architectures.recipes may only name the recipe 'training' (the only one defined)")
     cross = tuple(r.get("architectures.cross", list))
     challenge = r.get("architectures.challenge", str)
@@ -284,10 +314,10 @@ def _architectures(r: _Reader) -> dict:
             check_name(arch)
     except ArchitectureError as exc:
         raise UsageError(f"{r.where}: architectures: {exc}") from None
-    missing = [a for a in (challenge, *cross) if a not in recipes]
+    missing = [a for a in (challenge, *cross) if recipes is not None and a not in recipes]
     if missing:
         raise UsageError(f"{r.where}: architectures.recipes has no entry for {', '.join(missing)}")
-    return {"challenge_arch": challenge, "cross_archs": cross, "arch_recipes": MappingProxyType(dict(recipes))}
+    return {"challenge_arch": challenge, "cross_archs": cross}
 
 
 def _read_yaml(path: Path) -> object:

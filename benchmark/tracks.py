@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from evaluator.data import load_dataset
 from evaluator.errors import DatasetError, EvaluatorError
 from evaluator.normalize import denormalize, to_uint8
 
@@ -94,7 +93,7 @@ def prepare_fixed_ipc(opts: Options, sub: Submission, sha: str, dataset: str) ->
         return Rejection(fields, Status.INVALID, str(exc))
     for w in check.warnings:
         warn(w)
-    ds = load_dataset(dataset, opts.data_dir, need_train=protocol.leakage is not None)
+    ds = opts.dataset(dataset, need_train=protocol.leakage is not None)
     mean, std = ds.info.mean, ds.info.std
     uint8 = image_set.is_uint8
     preview = image_set.images if uint8 else to_uint8(image_set.images, mean, std)
@@ -108,7 +107,7 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     if opts.sandbox:
         sandbox.bwrap_binary()  # refuse before anything runs
     protocol = opts.protocol
-    ds = load_dataset(dataset, opts.data_dir, need_train=protocol.leakage is not None)
+    ds = opts.dataset(dataset, need_train=protocol.leakage is not None)
     budget = opts.budget(dataset)
     fields = describe(opts, None, generation=True, team=sub.team, method=sub.method, track=sub.track,
                       dataset=dataset, submission_sha256=sha, budget_seconds=budget,

@@ -51,14 +51,15 @@ def normalisation_warning(path: Path, images: torch.Tensor) -> str | None:
             f"with the dataset statistics, or uint8 images")
 
 
-def _check_float_range(path: Path, image_set: ImageSet, info, excursion: float) -> None:
+def _check_float_range(path: Path, image_set: ImageSet, dataset: str, protocol: Protocol) -> None:
     """Float images, converted back to pixels, may leave [0, 1] by at most `excursion` of the
     range: far outside it, an image can carry a test image that its clipped preview (and the
     leakage check) would not show."""
-    pixels = denormalize(image_set.images, info.mean, info.std) / 255
+    excursion = protocol.max_float_excursion
+    pixels = denormalize(image_set.images, *protocol.stats(dataset)) / 255
     lo, hi = float(pixels.min()), float(pixels.max())
     if lo < -excursion or hi > 1 + excursion:
-        raise SubmissionError(f"{path}: images span {lo:.2f} to {hi:.2f} of the pixel range once the {info.name} "
+        raise SubmissionError(f"{path}: images span {lo:.2f} to {hi:.2f} of the pixel range once the {dataset} "
                               f"normalisation is undone; at most {-excursion:g} to {1 + excursion:g} is accepted: "
                               f"clip them, or save uint8 images (were they saved in 0-255 rather than normalised "
                               f"with the dataset statistics?)")
@@ -81,7 +82,7 @@ def check_fixed_ipc(sub: Submission, dataset: str, protocol: Protocol) -> tuple[
         raise SubmissionError(f"{path}: class {c} has {int(counts[c])} images; the fixed-IPC track needs exactly "
                               f"{want} per class ({want * info.num_classes} images)")
     if not image_set.is_uint8 and protocol.leakage is not None:
-        _check_float_range(path, image_set, get_info(dataset), protocol.max_float_excursion)
+        _check_float_range(path, image_set, dataset, protocol)
     warning = normalisation_warning(path, image_set.images)
     if warning:
         check.warnings.append(warning)

@@ -43,7 +43,7 @@ def _test_set(args: argparse.Namespace, opts: Options):
     from evaluator import data as ds
 
     if args.test is None:
-        d = ds.load_dataset(args.dataset, opts.data_dir)
+        d = opts.dataset(args.dataset)
         return d.normalize(d.test_images), d.test_labels, d.info.num_classes, d.info, args.dataset
     images, labels = ds.read_reference_test(args.test)
     return images, labels, int(labels.max()) + 1, ds.match_reference(images, labels), f"reference:{args.test.name}"
@@ -52,14 +52,13 @@ def _test_set(args: argparse.Namespace, opts: Options):
 def _leakage(args: argparse.Namespace, opts: Options, image_set) -> dict:
     """The leakage check's fields, with --dataset (a reference test file comes without the
     training split the check compares with: not checked)."""
-    from evaluator import data as ds
     from evaluator.leakage import check_leakage
     from evaluator.normalize import denormalize
 
     params = opts.protocol.leakage
     if args.test is not None or params is None:
         return {}
-    d = ds.load_dataset(args.dataset, opts.data_dir, need_train=True)
+    d = opts.dataset(args.dataset, need_train=True)
     pixels = image_set.images if image_set.is_uint8 else denormalize(image_set.images, d.info.mean, d.info.std)
     report = check_leakage(pixels, image_set.labels, d.test_images, d.test_labels, d.train_images, params)
     if report.matched:
@@ -82,7 +81,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if image_set.is_uint8 and info_ is None:
         raise UsageError(f"{args.file}: uint8 images need the dataset's normalisation, and no known dataset has "
                          f"{num_classes} classes at {test_x.shape[-1]} px; save pre-normalised floats")
-    x = image_set.normalized(info_.mean, info_.std) if image_set.is_uint8 else image_set.images
+    x = image_set.normalized(*opts.protocol.stats(info_.name)) if image_set.is_uint8 else image_set.images
     task = Task(x, image_set.labels, test_x, test_y, num_classes)
     counts = image_set.class_counts(num_classes)
     fields = describe(opts, opts.protocol.fixed_epochs, team="", method="", track="", dataset=label,

@@ -2,6 +2,7 @@
 import dataclasses
 
 import pytest
+import torch
 from conftest import add_team, read_results
 
 from benchmark import tracks
@@ -33,3 +34,15 @@ def test_the_quick_preset_row_is_non_standard_and_says_why(project):
         ("false", "preset=quick runs=1 epochs=2", "1", "2")
     with pytest.raises(SystemExit):  # argparse: not one of the protocol's presets
         main(["submit", "alpha", "--root", str(project), "--preset", "slow"])
+
+
+def test_the_normalization_reaches_the_network_input(project):
+    """The images trained on and the test set are normalised with the protocol's statistics."""
+    add_team(project, "alpha")
+    p = dataclasses.replace(P, normalization={**P.normalization, "digits": ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))})
+    [task] = tracks.submission_tasks(Options(protocol=p, root=project), "alpha")
+    job = task.prepare()
+    assert torch.allclose(job.images, (job.preview.float() / 255 - 0.5) / 0.25, atol=1e-5)
+    assert torch.allclose(job.ds.normalized_test, (job.ds.test_images.float() / 255 - 0.5) / 0.25, atol=1e-5)
+    released = tracks.submission_tasks(Options(protocol=P, root=project), "alpha")[0].prepare()
+    assert not torch.allclose(released.images, job.images)

@@ -74,6 +74,31 @@ def test_the_released_protocol_is_the_challenges():
         (1.0, 2.0, 0.5, 0.125, 0.5, 0.5, 1.2, 15.0)
     assert P.ipc_epochs.rows == ((10, 1000), (50, 200), (100, 100), (500, 20)) and P.ipc_epochs.cap == 1000
     assert P.budget("cifar100") == P.budget("tinyimagenet") == 300 and P.budget("digits") == 60
+    assert P.stats("cifar100") == ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762))  # the official scorer's
+    assert P.stats("tinyimagenet") == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_versions_before_4_normalise_as_version_4_does():
+    """Versions 2 and 3 took the statistics from the dataset registry; version 4 named the same."""
+    from evaluator.registry import REGISTRY
+
+    assert set(P.normalization) == set(REGISTRY)
+    for version in (2, 3):
+        old = load_protocol(version)
+        assert old.normalization == {} and all(old.stats(d) == P.stats(d) for d in REGISTRY)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda text: text.split("normalization:")[0] + "fixed_ipc:" + text.split("fixed_ipc:")[1], "missing key 'normalization'"),
+    (lambda text: text.replace("std: [0.229, 0.224, 0.225]", "std: [0.229, 0.0, 0.225]"), "std from 0.001 to 1"),
+    (lambda text: text.replace("mean: [0.485, 0.456, 0.406]", "mean: [0.485, 0.456]"), "three numbers each"),
+    (lambda text: text.replace("  tinyimagenet:\n    mean", "  imagenet:\n    mean"), "unknown dataset"),
+])
+def test_a_file_of_ones_own_needs_a_sound_normalization(tmp_path, change, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(change((proto.FOLDER / f"v{P.version}.yaml").read_text()))
+    with pytest.raises(UsageError, match=message):
+        load_protocol_file(path)
 
 
 def test_a_file_of_ones_own_loads_as_custom_and_a_copy_of_a_release_as_that_release(tmp_path):
