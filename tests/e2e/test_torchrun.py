@@ -21,23 +21,23 @@ def torchrun(project, *args, **kw):
 def test_torchrun_on_the_cpu_writes_one_row_that_matches_a_single_process_run(project):
     add_team(project, "random_ipc10")
     out, _ = torchrun(project, "run", "--track", "fixed-ipc", "--dataset", "digits", "--runs", "4",
-                      "--epochs", "20").communicate(timeout=600)
+                      "--epochs", "5").communicate(timeout=600)
     rows = read_results(project)
     assert len(rows) == 1 and rows[0]["team"] == "random_ipc10" and rows[0]["seeds"] == "[0, 1, 2, 3]", out
-    assert rows[0]["runs"] == "4" and rows[0]["nonstandard"] == "runs=4 epochs=20"
+    assert rows[0]["runs"] == "4" and rows[0]["nonstandard"] == "runs=4 epochs=5"
     trained = re.findall(r"\[rank (\d)/2\] random_ipc10/digits seed (\d):", out)
     assert sorted(trained, key=lambda t: t[1]) == [("0", "0"), ("0", "1"), ("1", "2"), ("1", "3")], out
     assert "seeds 0, 1 trained by rank 0; seeds 2, 3 trained by rank 1" in out
     single = subprocess.run([sys.executable, "-m", "benchmark", "evaluate", str(project / "submissions" / "random_ipc10" /
                              "digits.safetensors"), "--dataset", "digits", "--root", str(project), "--runs", "4",
-                             "--epochs", "20", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                             "--epochs", "5", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     assert json.loads(single.stdout)["acc_runs"] == json.loads(rows[0]["acc_runs"])  # the same seeds, the same runs
 
 
 def test_a_killed_process_loses_only_its_runs_and_a_new_launch_resumes(project):
     add_team(project, "alpha")
-    args = ("submit", "alpha", "--runs", "4", "--epochs", "120", "--no-compile")
+    args = ("submit", "alpha", "--runs", "4", "--epochs", "60", "--no-compile")
     proc = torchrun(project, *args, start_new_session=True)
     runs = project / "leaderboard" / ".runs"
     deadline = time.time() + 300
