@@ -13,8 +13,6 @@ from evaluator.ipc_epochs import IpcEpochTable
 P = load_protocol()
 
 
-# -- frozen, versioned -----------------------------------------------------------------------------
-
 GENERATOR_CHECKS = """
 import resource
 nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]

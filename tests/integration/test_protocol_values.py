@@ -12,8 +12,6 @@ from benchmark.protocol import load_protocol
 P = load_protocol()
 
 
-# -- frozen, versioned -----------------------------------------------------------------------------
-
 def test_fixed_ipc_values_reach_the_track(project):
     add_team(project, "alpha")  # 10 images per class
     p = dataclasses.replace(P, fixed_ipc=5, fixed_epochs=1)

@@ -227,8 +227,6 @@ def test_yaml_aliases_are_refused_at_once(tmp_path):
     assert load_yaml_text("a: 1\nb: [1, 2]\n", "ok.yaml") == {"a": 1, "b": [1, 2]}
 
 
-# -- 5. team names unique without regard to case ---------------------------------------------------
-
 # -- 6. an empty shard counts as no images -----------------------------------------------------------
 
 def shard(folder, i, n, dtype=torch.uint8):
