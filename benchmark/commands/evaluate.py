@@ -38,27 +38,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_evaluate)
 
 
-def _test_set(args: argparse.Namespace, opts: Options):
-    """(test images normalised, labels, classes, dataset info or None, dataset label)."""
+def _test_set(args: argparse.Namespace, d):
+    """(test images normalised, labels, classes, dataset info or None, dataset label); d: the
+    --dataset's data (None with --test)."""
     from evaluator import data as ds
 
-    if args.test is None:
-        d = opts.dataset(args.dataset)
-        return d.normalize(d.test_images), d.test_labels, d.info.num_classes, d.info, args.dataset
+    if d is not None:
+        return d.normalized_test, d.test_labels, d.info.num_classes, d.info, args.dataset
     images, labels = ds.read_reference_test(args.test)
     return images, labels, int(labels.max()) + 1, ds.match_reference(images, labels), f"reference:{args.test.name}"
 
 
-def _leakage(args: argparse.Namespace, opts: Options, image_set) -> dict:
+def _leakage(args: argparse.Namespace, opts: Options, image_set, d) -> dict:
     """The leakage check's fields, with --dataset (a reference test file comes without the
     training split the check compares with: not checked)."""
     from evaluator.leakage import check_leakage
     from evaluator.normalize import denormalize
 
     params = opts.protocol.leakage
-    if args.test is not None or params is None:
+    if d is None or params is None:
         return {}
-    d = opts.dataset(args.dataset, need_train=True)
     pixels = image_set.images if image_set.is_uint8 else denormalize(image_set.images, d.info.mean, d.info.std)
     report = check_leakage(pixels, image_set.labels, d.test_images, d.test_labels, d.train_images, params)
     if report.matched:
@@ -76,7 +75,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..submission import file_sha256
 
     opts = options(args)
-    test_x, test_y, num_classes, info_, label = _test_set(args, opts)
+    d = None if args.test is not None else opts.dataset(args.dataset, need_train=opts.protocol.leakage is not None)
+    test_x, test_y, num_classes, info_, label = _test_set(args, d)
     image_set = load_image_set(args.file, num_classes, test_x.shape[-1], opts.protocol.max_ipc * num_classes)
     if image_set.is_uint8 and info_ is None:
         raise UsageError(f"{args.file}: uint8 images need the dataset's normalisation, and no known dataset has "
@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     task = Task(x, image_set.labels, test_x, test_y, num_classes)
     counts = image_set.class_counts(num_classes)
     fields = describe(opts, opts.protocol.fixed_epochs, team="", method="", track="", dataset=label,
-                      submission_sha256=file_sha256(args.file), **_leakage(args, opts, image_set))
+                      submission_sha256=file_sha256(args.file), **_leakage(args, opts, image_set, d))
     for arch in opts.archs:  # one result (one JSON line) per architecture
         cfg = opts.train_config(opts.protocol.fixed_epochs, arch)
         with pass_progress(f"{args.file.name} / {arch}", opts.runs * cfg.passes, enabled=not args.json) as on_pass:
