@@ -63,3 +63,17 @@ def test_help_and_the_page_start_without_torch_or_scipy():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_evaluate_runs_the_leakage_check_on_the_dataset(capsys, tmp_path):
+    """`bench evaluate --dataset` reports, like a row, how many images copy test images."""
+    from safetensors.torch import save_file
+
+    d = ds.load_dataset("digits", tmp_path)
+    idx = torch.cat([torch.nonzero(d.test_labels == c).flatten()[:10] for c in range(10)])
+    copied = tmp_path / "copied.safetensors"
+    save_file({"images": d.test_images[idx].contiguous(), "labels": d.test_labels[idx].contiguous()}, str(copied))
+    r = run_json(capsys, copied, "--dataset", "digits", "--root", ROOT, "--preset", "quick")
+    assert (r["leaked"], r["flagged"]) == (100, True)
+    honest = run_json(capsys, DIGITS_FILE, "--dataset", "digits", "--root", ROOT, "--preset", "quick")
+    assert (honest["leaked"], honest["flagged"]) == (0, False)
