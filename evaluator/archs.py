@@ -19,7 +19,8 @@ from torch import nn
 
 from .convnet import convnet_d3_w128
 from .errors import ArchitectureError
-from .recipe import ARCHITECTURES, CHALLENGE, TIMM_PREFIX, check_name  # noqa: F401  (re-exported)
+from .recipe import ARCHITECTURES, CHALLENGE, TIMM_PREFIX, check_name  # noqa: F401  (CHALLENGE: archs.CHALLENGE)
+
 
 def instance_norm(num_channels: int, **_) -> nn.GroupNorm:
     """Instance normalisation as the distillation pool uses it: GroupNorm with one group per channel."""

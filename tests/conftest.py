@@ -28,7 +28,8 @@ import torch
 from accelerate import PartialState
 from PIL import Image
 
-from evaluator.data import _classnames, load_dataset
+from evaluator import classnames as _classnames
+from evaluator.data import load_dataset
 from evaluator.normalize import normalize
 
 ROOT = Path(__file__).resolve().parents[1]

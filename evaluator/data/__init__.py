@@ -22,7 +22,6 @@ from torch import Tensor
 
 from ..errors import DatasetError
 from ..normalize import denormalize, normalize
-from .. import classnames as _classnames  # noqa: F401  (evaluator.data._classnames, as before)
 from ..registry import CHALLENGE_DATASETS, REGISTRY, DatasetInfo, get_info  # noqa: F401  (re-exported)
 from . import _cache
 

@@ -8,7 +8,7 @@ import yaml
 from conftest import TINY_WNIDS, make_reference
 
 from evaluator import data as ds
-from evaluator.data import _classnames
+from evaluator import classnames as _classnames
 from evaluator.errors import DatasetError
 
 
