@@ -1,6 +1,7 @@
 """The generator's cgroups (root only): a cap on its tasks (pids) and on the memory of its whole
-process tree (memory), on cgroup v2's unified tree or v1's pids/ and memory/ hierarchies; killing
-everything in them; and removing them, with any failure reported rather than ignored."""
+process tree (memory), on cgroup v2's unified tree or v1's pids/ and memory/ hierarchies; the CPU
+time of the tree (v2's cpu.stat, v1's cpuacct/); killing everything in them; and removing them,
+with any failure reported rather than ignored."""
 from __future__ import annotations
 
 import itertools
@@ -18,10 +19,11 @@ _serial = itertools.count()
 
 
 def hierarchies() -> dict[str, Path]:
-    """Where to make cgroups per controller: cgroup v2's unified tree, or v1's pids/ and memory/."""
+    """Where to make cgroups per controller: cgroup v2's unified tree (whose every cgroup counts
+    its CPU time), or v1's pids/, memory/ and cpuacct/."""
     if (CGROUP_ROOT / "cgroup.controllers").exists():
         return {"pids": CGROUP_ROOT, "memory": CGROUP_ROOT}
-    return {c: CGROUP_ROOT / c for c in ("pids", "memory") if (CGROUP_ROOT / c / "cgroup.procs").exists()}
+    return {c: CGROUP_ROOT / c for c in ("pids", "memory", "cpuacct") if (CGROUP_ROOT / c / "cgroup.procs").exists()}
 
 
 def _write(path: Path, value: str) -> bool:
@@ -62,6 +64,8 @@ class Cgroups:
     def _limit(controller: str, path: Path, limits) -> bool:
         if controller == "pids":
             return _write(path / "pids.max", str(limits.max_processes))
+        if controller == "cpuacct":  # counts only
+            return (path / "cpuacct.usage").exists()
         if (path / "memory.max").exists():  # v2; no swap, so the cap is real memory
             return _write(path / "memory.max", str(limits.max_memory_bytes)) and \
                 (_write(path / "memory.swap.max", "0") or not (path / "memory.swap.max").exists())
@@ -77,6 +81,17 @@ class Cgroups:
     @property
     def caps_processes(self) -> bool:
         return "pids" in self.paths
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the generator's process tree used (None: no cgroup counts it)."""
+        if "cpuacct" in self.paths:
+            text = read_text(self.paths["cpuacct"] / "cpuacct.usage").strip()
+            return int(text) / 1e9 if text.isdigit() else None
+        for path in self.paths.values():
+            match = re.search(r"^usage_usec (\d+)", read_text(path / "cpu.stat"), re.M)
+            if match:
+                return int(match.group(1)) / 1e6
+        return None
 
     def join_files(self) -> list[str]:
         return sorted({str(p / "cgroup.procs") for p in self.paths.values()})

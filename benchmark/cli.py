@@ -11,6 +11,7 @@ examples:
   bench baseline random --dataset cifar100
   bench leaderboard
   bench results check
+  bench calibrate --dataset digits --repeat 5                   # this device's score for the generation clock
 """
 from __future__ import annotations
 

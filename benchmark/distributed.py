@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -111,9 +111,11 @@ def _remove_generated(opts: Options, tasks: list[Task]) -> None:
 
 def _save(folder: Path, prepared) -> None:
     if isinstance(prepared, Job):
-        atomic_write(folder / "images.safetensors", lambda tmp: save_file(
-            {"images": prepared.preview.contiguous(), "labels": prepared.labels.contiguous()}, str(tmp)))
-        meta = {"kind": "job", "fields": prepared.fields, "ipc": prepared.ipc, "epochs": prepared.protocol_epochs}
+        for i, job in enumerate((prepared, *prepared.points)):
+            atomic_write(folder / f"images-{i}.safetensors", lambda tmp, job=job: save_file(
+                {"images": job.preview.contiguous(), "labels": job.labels.contiguous()}, str(tmp)))
+        meta = {"kind": "job", "jobs": [{"fields": job.fields, "ipc": job.ipc, "epochs": job.protocol_epochs}
+                                        for job in (prepared, *prepared.points)]}
     elif isinstance(prepared, Rejection):
         meta = {"kind": "rejection", "fields": prepared.fields, "status": prepared.status.value, "reason": prepared.reason}
     else:
@@ -125,13 +127,19 @@ def _load(opts: Options, task: Task, folder: Path):
     meta = json.loads((folder / "prepared.json").read_text())
     if meta["kind"] == "skipped":
         return task.prepare()  # every result exists: this only reads them back, nothing runs
-    fields = {**meta["fields"], "seeds": tuple(meta["fields"]["seeds"])}
     if meta["kind"] == "rejection":
-        return Rejection(fields, Status(meta["status"]), meta["reason"])
-    ds = opts.dataset(fields["dataset"], need_train=opts.protocol.leakage is not None)
-    data = load_file(str(folder / "images.safetensors"))
-    return Job(ds=ds, fields=fields, images=ds.normalize(data["images"]), labels=data["labels"],
-               preview=data["images"], ipc=meta["ipc"], protocol_epochs=meta["epochs"])
+        return Rejection(_fields(meta["fields"]), Status(meta["status"]), meta["reason"])
+    ds = opts.dataset(task.identity["dataset"], need_train=opts.protocol.leakage is not None)
+    jobs = []
+    for i, saved in enumerate(meta["jobs"]):
+        data = load_file(str(folder / f"images-{i}.safetensors"))
+        jobs.append(Job(ds=ds, fields=_fields(saved["fields"]), images=ds.normalize(data["images"]),
+                        labels=data["labels"], preview=data["images"], ipc=saved["ipc"], protocol_epochs=saved["epochs"]))
+    return replace(jobs[0], points=tuple(jobs[1:]))
+
+
+def _fields(saved: dict) -> dict:
+    return {**saved, "seeds": tuple(saved["seeds"])}
 
 
 def _prepare_all(opts: Options, tasks: list[Task], workers: Workers) -> list:

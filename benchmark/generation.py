@@ -6,7 +6,12 @@ timeout, so nothing a generator does can delay the clock; the output cap is watc
 thread. At the deadline the whole process tree is killed, then the shards are read: a shard counts
 only if it was complete (renamed to shard-NNNNN.safetensors) before the deadline, which the
 kernel's change time of the file tells, and the generator is dead by then, so it cannot touch
-them any more. `shards.collect` turns them into an image set.
+them any more; each shard's completion time is kept (the anytime curve). `shards.collect` turns
+them into an image set.
+
+`clocked` adds the calibrated clock (benchmark.clock): it waits for a device busy with other
+processes, measures the device before and after, gives the generator the protocol's budget scaled
+by target / measured score, and runs a generation disturbed by contention again, once.
 """
 from __future__ import annotations
 
@@ -17,19 +22,26 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from filelock import FileLock, Timeout
 
 from evaluator.data import Dataset
 
-from . import cgroups, genkit, sandbox
-from .console import warn
+from . import cgroups, clock, genkit, sandbox
+from .console import info, warn
 from .errors import SubmissionError, UsageError
 from .results import Status
 from .submission import Submission, unreadable_by_others
+
+if TYPE_CHECKING:
+    from .protocol import ClockRules, Target
 
 POLL_SECONDS = 0.1
 TAIL_BYTES = 4096
@@ -59,6 +71,14 @@ class Generation:
     odd_shards: tuple[str, ...] = ()  # hard links or sparse files: refused
     collected: object = None  # what `consume` made of the shards
     shard_error: str = ""  # why `consume` refused them
+    budget: float = 0.0  # seconds the generator was given
+    shard_seconds: tuple[float, ...] = ()  # when each shard was complete, from the start (as `shards`)
+    foreign_share: float | None = None  # share of the CPUs other processes used meanwhile (None: unknown)
+    reading: "clock.Reading | None" = None  # the calibrated clock's measurements (`clocked`)
+
+    def shards_by(self, seconds: float) -> tuple[Path, ...]:
+        """The shards complete by `seconds` after the start."""
+        return tuple(path for path, t in zip(self.shards, self.shard_seconds) if t <= seconds)
 
     @property
     def crashed(self) -> bool:
@@ -139,9 +159,9 @@ def _output_bytes(folder: Path) -> int:
     return total
 
 
-def _complete_shards(out: Path, deadline: float, on_tmpfs: bool) -> tuple[tuple[Path, ...], int, tuple[str, ...]]:
-    """Shards renamed into place before the deadline (their inode change time), how many came
-    later, and the names of those that are not plain files of their own: a hard link, or on the
+def _complete_shards(out: Path, deadline: float, on_tmpfs: bool) -> tuple[tuple[tuple[Path, float], ...], int, tuple[str, ...]]:
+    """Shards renamed into place before the deadline, with that time (their inode change time), how
+    many came later, and the names of those that are not plain files of their own: a hard link, or on the
     harness's own tmpfs a sparse file (a few bytes of output claiming gigabytes; elsewhere a
     compressing file system also shows fewer blocks than bytes, so holes are not judged there).
     Only regular files named shard-NNNNN.safetensors at the top of --out count."""
@@ -156,16 +176,18 @@ def _complete_shards(out: Path, deadline: float, on_tmpfs: bool) -> tuple[tuple[
             elif st.st_nlink != 1 or (on_tmpfs and st.st_blocks * 512 < st.st_size):
                 odd.append(entry.name)
             else:
-                kept.append(Path(entry.path))
+                kept.append((Path(entry.path), st.st_ctime))
     return tuple(sorted(kept)), late, tuple(sorted(odd))
 
 
-def generate(sub: Submission, ds: Dataset, settings: Settings,
-             consume: Callable[[tuple[Path, ...]], object] | None = None) -> Generation:
+Consume = Callable[[Generation], object]
+
+
+def generate(sub: Submission, ds: Dataset, settings: Settings, consume: Consume | None = None) -> Generation:
     """Run the submission's entrypoint for one dataset. `consume` reads the shards that count
-    where they are, before the output folder goes away; what it returns is `Generation.collected`
-    (it is not called when the generation has a problem). The run's folders live in a fresh temp
-    folder that the unprivileged sandbox can reach."""
+    (`Generation.shards`) where they are, before the output folder goes away; what it returns is
+    `Generation.collected` (it is not called when the generation has a problem). The run's folders
+    live in a fresh temp folder that the unprivileged sandbox can reach."""
     entry = entrypoint_path(sub)
     if settings.sandboxed and os.geteuid() == 0:  # the sandbox user must be able to read the folder
         hidden = unreadable_by_others(sub.folder)
@@ -180,8 +202,85 @@ def generate(sub: Submission, ds: Dataset, settings: Settings,
         return _generate_in(Path(tmp), sub, ds, settings, entry, consume)
 
 
+def clocked(sub: Submission, ds: Dataset, settings: Settings, rules: ClockRules, target: Target | None,
+            wait: float | None, consume: Consume | None = None) -> Generation:
+    """A generation against the calibrated clock (rules: the protocol's ClockRules; target: the
+    dataset's target device or None; wait: seconds to wait for a busy device, None: refuse). The
+    device is measured before (the budget is settings.budget x target / measured score, within
+    the protocol's limits) and after; a generation during which the score moved, or the share of
+    the CPUs other processes used changed, runs again, once; the kept one carries its `clock.Reading`."""
+    workload = target.workload if target is not None else clock.default_workload(settings.device)
+    name = f"{sub.team}/{ds.info.name}"
+    for attempt in (1, 2):
+        wait_for_device(settings.device, rules.busy_share, wait, name)
+        meter = clock.CpuMeter()
+        before = clock.measure(settings.device, ds.info.resolution, workload, rules.samples)
+        calm = meter.share(0.0)  # others' share while we measured (our own time is not counted)
+        budget = clock.effective_budget(settings.budget, target.score if target else None, before.value,
+                                        rules.scale_limits)
+        if budget.clock != "unscaled":
+            info(f"{name}: device score {before.value:.1f} (target {target.score:g}): "
+                 f"{budget.seconds:.1f} s for the protocol's {settings.budget:g} s")
+        gen = generate(sub, ds, replace(settings, budget=budget.seconds), consume)
+        after = clock.measure(settings.device, ds.info.resolution, workload, rules.samples)
+        foreign = gen.foreign_share if not settings.device.startswith("cuda") else None
+        why = clock.contention(before, after, foreign, calm, rules.tolerance, rules.max_foreign_share)
+        gen = replace(gen, reading=clock.Reading(before, after, budget, foreign, calm, attempt, why))
+        if not why:
+            break
+        warn(f"{name}: unstable clock ({why}); " + ("generating again, once" if attempt == 1 else
+                                                      "again: the row is marked unstable and not ranked"))
+    return gen
+
+
+@contextmanager
+def device_lock(device: str, name: str) -> Iterator[None]:
+    """Held while a generator (and its calibration) runs: one generator per device on this machine,
+    whichever harness launch or process started it (a lock file in the machine's temp folder)."""
+    folder = Path(tempfile.gettempdir()) / "ddbench-devices"
+    if not folder.is_dir():
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o1777)  # every user's harness shares the machine's devices (like /tmp itself)
+    lock = FileLock(str(folder / f"{_device_id(device)}.lock"), mode=0o666)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        info(f"{name}: waiting for {device}: another generator on this machine is using it")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _device_id(device: str) -> str:
+    """The physical device: the GPU's UUID (CUDA_VISIBLE_DEVICES renumbers them per process), or 'cpu'."""
+    if not device.startswith("cuda"):
+        return "cpu"
+    return clock.gpu_selector(device).replace("/", "_")
+
+
+def wait_for_device(device: str, share: float, wait: float | None, name: str) -> None:
+    """Return once no other process uses the device (CPUs: more than `share` of them), or after
+    `wait` seconds with a warning; with wait None, refuse at once."""
+    why = clock.busy(device, share)
+    if why is None:
+        return
+    if wait is None:
+        raise UsageError(f"{name}: the device is busy: {why}; generate when it is free, or drop --no-wait to wait")
+    info(f"{name}: waiting for the device (up to {wait:g} s): {why}")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(min(4.0, max(0.0, deadline - time.monotonic())))
+        why = clock.busy(device, share)
+        if why is None:
+            return
+    warn(f"{name}: still busy after {wait:g} s ({why}); generating all the same: the budget follows the device's "
+         f"measured score, and contention during the generation marks the row unstable")
+
+
 def _generate_in(folder: Path, sub: Submission, ds: Dataset, settings: Settings, entry: Path,
-                 consume: Callable[[tuple[Path, ...]], object] | None) -> Generation:
+                 consume: Consume | None) -> Generation:
     root = os.geteuid() == 0
     folder.chmod(0o711)  # the unprivileged sandbox must reach the folders inside
     bench = _bench_dir(folder, ds.classes)
@@ -197,7 +296,7 @@ def _generate_in(folder: Path, sub: Submission, ds: Dataset, settings: Settings,
         gen = _watch(_Run(sub, ds, settings, entry, sandbox.plan_mounts(sub.folder, out, bench, staging), mounted))
         if consume is not None and gen.problem(settings.budget, settings.limits) is None:
             try:
-                gen = replace(gen, collected=consume(gen.shards))  # read in place: nothing is copied
+                gen = replace(gen, collected=consume(gen))  # read in place: nothing is copied
             except SubmissionError as exc:  # a shard breaks the rules
                 gen = replace(gen, shard_error=str(exc))
         return gen
@@ -238,8 +337,9 @@ class _Run:
                "LANG": "C.UTF-8", "PYTHONPATH": f"{lib}/lib", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
                "PYTHONNOUSERSITE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "BENCH_BUDGET_SECONDS": f"{self.settings.budget:g}", "BENCH_DEADLINE": f"{start + self.settings.budget:.3f}"}
-        if "CUDA_VISIBLE_DEVICES" in os.environ:
-            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        for name in ("CUDA_VISIBLE_DEVICES", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):  # as the calibration ran
+            if name in os.environ:
+                env[name] = os.environ[name]
         if not self.settings.sandboxed:
             env["TMPDIR"] = env["HOME"] = str(self.out.parent)
         return env
@@ -293,6 +393,8 @@ def _launch(run: _Run, groups: cgroups.Cgroups | None, env: dict[str, str]) -> s
 def _watch(run: _Run) -> Generation:
     """Spawn against the clock; wait until exit or deadline; kill the tree; read what counts."""
     groups = cgroups.Cgroups(run.settings.limits) if run.settings.sandboxed else None
+    meter = clock.CpuMeter()
+    children = _children_cpu_seconds()
     start = time.time()
     deadline = start + run.settings.budget
     try:
@@ -314,13 +416,26 @@ def _watch(run: _Run) -> Generation:
             ended = min(time.time(), deadline)
             kill()  # the whole tree, also what a finished generator left running
             watch.close()
-        shards, late, odd = _complete_shards(run.out, ended, run.output_on_tmpfs)
-        return Generation(shards=shards, seconds=ended - start, timed_out=timed_out and not watch.exceeded,
-                          returncode=proc.returncode, log_tail=tail.text(), output_exceeded=watch.exceeded,
-                          memory_exceeded=bool(groups and groups.oom_kills()), late_shards=late, odd_shards=odd)
+        used = groups.cpu_seconds() if groups is not None else None
+        foreign = meter.share(used if used is not None else _children_cpu_seconds() - children)
+        done, late, odd = _complete_shards(run.out, ended, run.output_on_tmpfs)
+        return Generation(shards=tuple(p for p, _ in done), seconds=ended - start,
+                          timed_out=timed_out and not watch.exceeded, returncode=proc.returncode,
+                          log_tail=tail.text(), output_exceeded=watch.exceeded,
+                          memory_exceeded=bool(groups and groups.oom_kills()), late_shards=late, odd_shards=odd,
+                          budget=run.settings.budget, shard_seconds=tuple(max(0.0, t - start) for _, t in done),
+                          foreign_share=foreign)
     finally:
         if groups is not None:
             groups.close()
+
+
+def _children_cpu_seconds() -> float:
+    """CPU time of this process's waited-for children (where no cgroup counts the generator's)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _kill(proc: subprocess.Popen, groups: cgroups.Cgroups | None) -> None:

@@ -4,9 +4,11 @@ Ranked, per track: only standard rows of the current protocol version, and of ea
 evaluation of its current submission files (their content hash), the latest per dataset; never a
 row the leakage check flagged, nor (with an organiser's key) a row whose signature does not
 verify. Each score shows its run count, precision, sample std and 95 % confidence interval;
-neighbours whose difference is not significant are marked as tied. Apart and unranked: reference
-rows, flagged rows with their matched image pairs, unverified rows, non-standard rows and rows of
-older protocol versions, the latest rejections and failures, and the published ECCV 2024 results.
+neighbours whose difference is not significant are marked as tied; a generator's row shows its
+clock (seconds given, device scores). Apart and unranked: reference rows, generators' anytime
+curves (a chart each), flagged rows with their matched image pairs, unverified rows, non-standard
+rows and rows of older protocol versions, the latest rejections and failures, and the published
+ECCV 2024 results.
 Every text a team controls is escaped for Markdown and HTML.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from evaluator.stats import Estimate
 from . import grids, results, signing
 from .console import error
 from .crossarch import cross_arch_tables
+from .curves import curve_table
 from .submission import current_hashes
 from .protocol import current_version, load_protocol
 from .tables import Table, dataset_order, estimate, frame, joined, latest, present, score_cell
@@ -64,7 +67,8 @@ def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
     datasets = dataset_order(df["dataset"])
     challenge = any(d in CHALLENGE_DATASETS for d in datasets)
     columns = ["#", "team", "method", *datasets, *(["overall"] if challenge else []), "runs", "precision",
-               "IPC", "epochs", *(["gen time"] if generative else []), "class spread", "date", "device", "samples"]
+               "IPC", "epochs", *(["gen time", "clock"] if generative else []), "class spread", "date", "device",
+               "samples"]
     table = Table(title, columns, trusted=("samples",))
     entries = _ranked_entries(df, datasets)
     for rank, (key, est, team, mine) in zip(_ranks(entries), entries):
@@ -77,6 +81,7 @@ def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
         cells += [joined(used["runs"]), joined(used["precision"]), joined(used["ipc"]), joined(used["epochs"])]
         if generative:
             cells.append(joined(f"{s:.0f} s" for s in used["gen_seconds"] if present(s)))
+            cells.append(joined(clock_cell(r) for _, r in used.iterrows()))
         cells += [joined(f"{s:.1f}" for s in used["class_spread"] if present(s)), max(used["timestamp"])[:10],
                   joined(used["device"])]
         cells.append(" ".join(f"[{d}](grids/{grids.grid_name(team, d)})" for d in used.index))
@@ -86,6 +91,16 @@ def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
                   f"interval of the mean). `{TIE}` after a rank: not significantly different from the entry above "
                   "(Welch's t-test, 5 %), so the order between them is noise.")
     return table
+
+
+def clock_cell(r) -> str:
+    """How a generation's clock went: the seconds it got for the protocol's, and the device's
+    score before and after it."""
+    scores = (f"; device {r['device_score']:.3g} → {r['device_score_after']:.3g}"
+              if present(r["device_score"]) and present(r["device_score_after"]) else "")
+    if r["clock"] in ("scaled", "clamped", "unstable"):
+        return f"{r['clock']}: {r['budget_effective']:.0f} s for {r['budget_seconds']:.0f} s{scores}"
+    return f"{r['clock'] or 'wall'}{scores}"
 
 
 def _reference_table(df: pd.DataFrame) -> Table:
@@ -107,7 +122,7 @@ def _apart_table(df: pd.DataFrame, current: str) -> Table:
     for _, r in df.iterrows():
         differs = r["nonstandard"] if r["protocol_version"] == current else \
             " ".join(x for x in (f"protocol={r['protocol_version']}", r["nonstandard"]) if x)
-        gen = f"{r['gen_seconds']:.0f} s" if present(r["gen_seconds"]) else "—"
+        gen = f"{r['gen_seconds']:.0f} s ({clock_cell(r)})" if present(r["gen_seconds"]) else "—"
         t.rows.append([r["track"], r["team"], r["dataset"], r["arch"], score_cell(r),
                        str(r["runs"]), joined([r["ipc"]]), joined([r["epochs"]]), gen, differs,
                        r["timestamp"][:10]])
@@ -149,13 +164,17 @@ def _unverified_table(df: pd.DataFrame) -> Table:
     return t
 
 
-def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None = None) -> list[Table]:
-    """hashes: each team's current submission hash; rows of other files are not ranked."""
+def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None = None,
+                 charts: Path | None = None) -> list[Table]:
+    """hashes: each team's current submission hash; rows of other files are not ranked; charts:
+    where the anytime curves' charts are written (None: not written)."""
     df = frame([row.result for row in rows])
     df["line"] = [row.line for row in rows]
     verified = pd.Series([row.verified is not False for row in rows], index=df.index, dtype=bool)
     current, challenge = str(current_version()), load_protocol().challenge_arch
     ok = df[(df["status"] == results.Status.OK.value) & verified]
+    curve_rows = ok[ok["anytime"].notna()]  # never ranked: shown as curves
+    ok = ok[ok["anytime"].isna()]
     flagged = ok[ok["flagged"].fillna(False).astype(bool)]
     ok = ok[~ok.index.isin(flagged.index)]
     pool, pending = _current_files(ok[ok["standard"] & (ok["protocol_version"] == current)], hashes)
@@ -178,6 +197,9 @@ def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None =
     if len(apart):
         tables.append(_apart_table(latest(apart, "track", "team", "dataset", "arch", "nonstandard", "protocol_version"),
                                    current))
+    curves = curve_table(ok, curve_rows, charts)
+    if curves is not None:
+        tables.append(curves)
     if len(flagged):
         tables.append(_flagged_table(latest(flagged, "track", "team", "dataset", "arch")))
     if not verified.all():
@@ -245,6 +267,6 @@ def write(root: Path, hashes: dict[str, str | None]) -> list[Table]:
     each team's current submission hash, computed before the lock (submission.current_hashes):
     nothing here reads a submission file. Returns the tables."""
     key = signing.load_key(root)
-    tables = build_tables(results.read_rows(root, key), hashes)
+    tables = build_tables(results.read_rows(root, key), hashes, root / "leaderboard" / "grids")
     atomic_write_text(root / "leaderboard" / "LEADERBOARD.md", to_markdown(tables, key))
     return tables

@@ -81,8 +81,12 @@ class Options:
     force: bool = False
     compile: bool | None = None  # None: where it pays
     arch_names: tuple[str, ...] = ()  # --arch values ("cross" = the protocol's unseen set); none: convnet
+    anytime: bool | None = None  # score the anytime curve of generators (None: where the protocol makes it)
+    wait: float | None = 300.0  # seconds to wait for a device busy with other processes (None: refuse)
 
     def __post_init__(self) -> None:
+        if self.wait is not None and not 0 <= self.wait <= 7 * 86_400:
+            raise UsageError(f"--wait {self.wait:g}: give a number of seconds from 0 to 604800")
         self._preset  # an unknown preset name is a usage error now, not at first use
         self.archs  # so is an unknown architecture
 
@@ -130,12 +134,25 @@ class Options:
         override = self._get("budget")
         return self.protocol.budget(dataset) if override is None else float(override)
 
+    def calibrated(self) -> bool:
+        """Generators run against the calibrated clock: the protocol has one and no --budget
+        replaces its budgets (an override is plain wall time)."""
+        return self.protocol.clock is not None and self._get("budget") is None
+
+    def anytime_fractions(self, dataset: str) -> tuple[float, ...]:
+        """The fractions of the budget at which a generator's images are scored too (none: no curve)."""
+        rules = self.protocol.clock
+        wanted = self.anytime if self.anytime is not None else bool(rules and dataset in rules.anytime_datasets)
+        return rules.fractions if wanted and rules else ()
+
     # -- the one place that decides what is standard ----------------------------------------------
-    def deviations(self, protocol_epochs: int | None, generation_dataset: str | None = None) -> tuple[str, ...]:
+    def deviations(self, protocol_epochs: int | None, generation_dataset: str | None = None,
+                   clock: str = "") -> tuple[str, ...]:
         """Every way this evaluation departs from the protocol, named (`runs=1 precision=bf16`).
         protocol_epochs: what the track's rule gives (None for a generator: any override departs);
-        generation_dataset:
-        the dataset whose generation budget applies (generative track only)."""
+        generation_dataset: the dataset whose generation budget applies (generative track only);
+        clock: how the generation's clock went (benchmark.clock.Reading.state): an unstable clock,
+        or a budget whose scale the protocol's limits clamped, is not the protocol's clock."""
         p, out = self.protocol, []
         if not p.released:
             out.append(f"protocol={p.label}")
@@ -154,6 +171,8 @@ class Options:
             out.append(f"budget={float(budget):g}s")
         if generation_dataset is not None and not self.sandbox:
             out.append("no-sandbox")
+        if clock in ("unstable", "clamped"):
+            out.append(f"clock={clock}")
         return tuple(out)
 
     def identity(self) -> dict:

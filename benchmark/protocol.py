@@ -21,6 +21,7 @@ from evaluator.ipc_epochs import IpcEpochTable
 from evaluator.recipe import PRECISIONS, DsaParams, LeakParams, Recipe, check_name
 from evaluator.registry import REGISTRY
 
+from .clock import SHAPES, WORKLOAD_VERSION
 from .errors import UsageError
 from .sandbox import Limits
 from .text import plain
@@ -57,6 +58,28 @@ Stats = tuple[tuple[float, float, float], tuple[float, float, float]]  # mean, s
 
 
 @dataclass(frozen=True)
+class Target:
+    """The device a dataset's generation budget is meant for, and its calibration score."""
+    workload: str  # the calibration workload (benchmark.clock.SHAPES) the score was measured with
+    score: float
+    device: str  # in words, e.g. "2-core x86-64 CPU"
+
+
+@dataclass(frozen=True)
+class ClockRules:
+    """The calibrated generation clock and the anytime curve (from version 5; docs/PROTOCOL.md)."""
+    workload_version: int  # of benchmark.clock's workload; target scores were measured with it
+    samples: int  # timed samples per measurement
+    tolerance: float  # the score may move by this fraction during a generation ...
+    max_foreign_share: float  # ... and other processes may use this share of the CPUs, else: again once
+    busy_share: float  # a CPU this busy with other processes when a generation would start is waited for
+    scale_limits: tuple[float, float]  # the budget's scale factor is kept within these
+    targets: Mapping[str, Target]  # dataset -> target device; none: the budget is unscaled
+    fractions: tuple[float, ...]  # the anytime curve's points, as fractions of the budget
+    anytime_datasets: tuple[str, ...]  # where the curve is made by default
+
+
+@dataclass(frozen=True)
 class Protocol:
     version: int
     digest: str  # sha256 of the content (canonical JSON of the parsed YAML)
@@ -76,6 +99,11 @@ class Protocol:
     normalization: Mapping[str, Stats]  # dataset -> (mean, std) (from version 4; empty before)
     leakage: LeakParams | None = None  # the leakage check (from version 3; None: not checked)
     max_float_excursion: float = float("inf")  # float images may leave [0, 1] pixels by this much (version 3)
+    clock: ClockRules | None = None  # the calibrated clock (version 5; None: plain wall time, no curve)
+
+    def target(self, dataset: str) -> Target | None:
+        """The device the dataset's budget is meant for (None: the budget is unscaled wall time)."""
+        return self.clock.targets.get(dataset) if self.clock else None
 
     def stats(self, dataset: str) -> Stats:
         """The (mean, std) per channel that normalise the dataset's images into the network's input.
@@ -147,7 +175,11 @@ LIMITS: dict[str, tuple[float, float]] = {
     "integrity.leakage.candidates": (1, 256), "integrity.leakage.max_distance": (1e-6, 1),
     "integrity.leakage.ratio": (1e-6, 1), "integrity.leakage.blend_ratio": (1e-6, 1),
     "integrity.leakage.max_fraction": (0, 0.999), "integrity.max_float_excursion": (0, 10),
+    "generative.clock.workload": (1, 1000), "generative.clock.samples": (3, 100),
+    "generative.clock.tolerance": (0.01, 1), "generative.clock.max_foreign_share": (0.01, 1),
+    "generative.clock.busy_share": (0.01, 1),
 }
+SCALE_RANGE = (0.01, 100)  # generative.clock.scale_limits
 SEED_RANGE, MAX_SEEDS = (0, 2**31 - 1), 100
 BUDGET_RANGE = (1e-3, 7 * 86_400)  # seconds
 EPOCH_RANGE = (1, 100_000)  # every epoch count: table rows, preset overrides
@@ -259,6 +291,7 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
         leakage=_leakage(r),
         max_float_excursion=r.number("integrity.max_float_excursion") if _has(r, "integrity") else float("inf"),
         normalization=MappingProxyType(_normalization(r)),
+        clock=_clock(r),
         **_architectures(r),
     )
 
@@ -278,6 +311,49 @@ def _leakage(r: _Reader) -> LeakParams | None:
                           max_fraction=r.number(f"{key}.max_fraction"))
     except ValueError as exc:
         raise UsageError(f"{r.where}: {key}: {exc}") from None
+
+
+def _clock(r: _Reader) -> ClockRules | None:
+    """generative.clock and generative.anytime (required from version 5)."""
+    if not isinstance(r.get("generative", dict), dict) or "clock" not in r.get("generative", dict):
+        if r.get("version", int) >= 5:
+            raise UsageError(f"{r.where}: missing key 'generative.clock'; every protocol value must be given")
+        return None
+    key = "generative.clock"
+    version = r.get(f"{key}.workload", int)
+    if version != WORKLOAD_VERSION:
+        raise UsageError(f"{r.where}: key '{key}.workload' is {version}; this harness measures with calibration "
+                         f"workload {WORKLOAD_VERSION}: measure the targets again with it in a new protocol version")
+    limits = r.get(f"{key}.scale_limits", list)
+    if len(limits) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and _in_range(x, SCALE_RANGE)
+                                   for x in limits) or not limits[0] <= 1 <= limits[1]:
+        raise UsageError(f"{r.where}: key '{key}.scale_limits' must be [low, high] with "
+                         f"{SCALE_RANGE[0]:g} <= low <= 1 <= high <= {SCALE_RANGE[1]:g}")
+    targets = {}
+    for dataset, entry in (r.get(f"{key}.targets", (dict, type(None))) or {}).items():
+        where = f"{key}.targets.{plain(dataset, 40)}"
+        if dataset not in REGISTRY:
+            raise UsageError(f"{r.where}: key '{where}': unknown dataset; known: {', '.join(REGISTRY)}")
+        workload, device = r.get(f"{key}.targets.{dataset}.workload", str), r.get(f"{key}.targets.{dataset}.device", str)
+        score = r.number(f"{key}.targets.{dataset}.score")
+        if workload not in SHAPES or not _in_range(score, (1e-6, 1e9)) or len(device) > 200:
+            raise UsageError(f"{r.where}: key '{where}': workload one of {', '.join(SHAPES)}, a positive score, "
+                             f"the device in at most 200 characters")
+        targets[str(dataset)] = Target(workload, score, device)
+    fractions = r.get("generative.anytime.fractions", list)
+    if not fractions or len(fractions) > 20 or not all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < 1 for f in fractions) \
+            or sorted(set(fractions)) != fractions:
+        raise UsageError(f"{r.where}: key 'generative.anytime.fractions' must be 1 to 20 increasing fractions "
+                         f"between 0 and 1 (the full budget is the main row)")
+    datasets = r.get("generative.anytime.datasets", list)
+    if not all(isinstance(d, str) and d in REGISTRY for d in datasets):
+        raise UsageError(f"{r.where}: key 'generative.anytime.datasets' must list known datasets: {', '.join(REGISTRY)}")
+    return ClockRules(workload_version=version, samples=r.get(f"{key}.samples", int),
+                      tolerance=r.number(f"{key}.tolerance"), max_foreign_share=r.number(f"{key}.max_foreign_share"),
+                      busy_share=r.number(f"{key}.busy_share"), scale_limits=(float(limits[0]), float(limits[1])),
+                      targets=MappingProxyType(targets), fractions=tuple(float(f) for f in fractions),
+                      anytime_datasets=tuple(datasets))
 
 
 def _normalization(r: _Reader) -> dict[str, Stats]:

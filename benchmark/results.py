@@ -59,7 +59,14 @@ class Result:
     images_generated: int | None = None
     images_dropped: int | None = None
     gen_seconds: float | None = None
-    budget_seconds: float | None = None
+    budget_seconds: float | None = None  # the protocol's (or --budget's), on the target device
+    budget_effective: float | None = None  # what the generator got here: scaled by the calibrated clock
+    clock: str = ""  # scaled | clamped | unscaled (no target device) | unstable | wall (--budget)
+    device_score: float | None = None  # calibration score of the device just before the generation
+    device_score_after: float | None = None  # ... and just after it
+    others_cpu: float | None = None  # share of the CPUs other processes used during the generation
+    anytime: float | None = None  # a point of the anytime curve: the fraction of the budget (never ranked)
+    generation_id: str = ""  # the generation the images come from: its main row and curve points share it
     runs: int | None = None
     seeds: tuple[int, ...] = ()
     acc_mean: float | None = None

@@ -62,6 +62,7 @@ class Job:
     leak: LeakReport | None = None  # the leakage check's findings (None: not checked yet)
     leak_checked: bool = True  # False: the training set itself (the full-data reference), never checked
     pixels: Tensor | None = None  # float images: what is trained, in pixel units, neither rounded nor clipped
+    points: tuple["Job", ...] = ()  # a generator's anytime curve: the images made by fractions of its budget
 
 
 def check_job(protocol: Protocol, job: Job, device: str = "cpu") -> Job:
@@ -84,9 +85,10 @@ def check_job(protocol: Protocol, job: Job, device: str = "cpu") -> Job:
     return replace(job, fields={**job.fields, "leaked": report.matched, "flagged": report.flagged}, leak=report)
 
 
-def standard_fields(opts: Options, protocol_epochs: int | None, generation_dataset: str | None = None) -> dict:
+def standard_fields(opts: Options, protocol_epochs: int | None, generation_dataset: str | None = None,
+                    clock: str = "") -> dict:
     """`standard` and `nonstandard`, as Options.deviations decides them."""
-    deviations = opts.deviations(protocol_epochs, generation_dataset)
+    deviations = opts.deviations(protocol_epochs, generation_dataset, clock)
     return {"standard": not deviations, "nonstandard": " ".join(deviations)}
 
 
@@ -114,9 +116,13 @@ class Identity:
     budget: float | None = None  # generation budget (generative track)
     sandbox: bool | None = None  # generative track
     arch: str = ""
+    anytime: float | None = None  # a point of the anytime curve: the fraction of the budget
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=list).encode()).hexdigest()
+        fields = asdict(self)
+        if self.anytime is None:  # the identities of everything but curve points are as before
+            del fields["anytime"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=list).encode()).hexdigest()
 
 
 def identity(opts: Options, fields: dict, test: str, rule_epochs: int | None, arch: str = "") -> Identity:
@@ -128,7 +134,7 @@ def identity(opts: Options, fields: dict, test: str, rule_epochs: int | None, ar
                     submission=fields.get("submission_sha256", ""), test=test, protocol=opts.identity(),
                     epochs=opts.epochs_key(None if generative else rule_epochs),
                     budget=opts.budget(fields["dataset"]) if generative else None,
-                    sandbox=opts.sandbox if generative else None, arch=arch)
+                    sandbox=opts.sandbox if generative else None, arch=arch, anytime=fields.get("anytime"))
 
 
 def previous_result(opts: Options, key: str, name: str) -> Outcome | None:
@@ -188,7 +194,9 @@ def score_text(r: Result) -> str:
 
 def label(job: Job, arch: str) -> str:
     base = f"{job.fields['team']}/{job.ds.info.name}"
-    return base if arch == archs.CHALLENGE else f"{base}/{arch}"
+    base = base if arch == archs.CHALLENGE else f"{base}/{arch}"
+    fraction = job.fields.get("anytime")
+    return base if fraction is None else f"{base} at {fraction:g} of the budget"
 
 
 @dataclass(frozen=True)
@@ -210,13 +218,15 @@ class Unit:
 
 
 def units(opts: Options, job: Job) -> list[Unit]:
-    """One evaluation per architecture asked for, each trained on the same images."""
-    images = tensor_digest(job.preview, job.labels)
+    """One evaluation per architecture asked for, each trained on the same images; then one per
+    point of the job's anytime curve, with the first architecture."""
     out = []
-    for arch in opts.archs:
-        key = identity(opts, job.fields, job.ds.test_digest, job.protocol_epochs, arch).digest()
-        unit_job = replace(job, fields={**job.fields, "protocol_key": key})
-        out.append(Unit(unit_job, arch, key, hashlib.sha256((key + images).encode()).hexdigest()))
+    for one, archs_ in [(job, opts.archs), *((point, opts.archs[:1]) for point in job.points)]:
+        images = tensor_digest(one.preview, one.labels)
+        for arch in archs_:
+            key = identity(opts, one.fields, one.ds.test_digest, one.protocol_epochs, arch).digest()
+            unit_job = replace(one, fields={**one.fields, "protocol_key": key}, points=())
+            out.append(Unit(unit_job, arch, key, hashlib.sha256((key + images).encode()).hexdigest()))
     return out
 
 
@@ -224,7 +234,8 @@ def checked_units(opts: Options, job: Job) -> list[Unit]:
     """The job's units, after the leakage check unless every one is already recorded."""
     todo = units(opts, job)
     if any(previous_result(opts, unit.key, unit.name) is None for unit in todo):
-        todo = units(opts, check_job(opts.protocol, job, opts.device))
+        checked = check_job(opts.protocol, job, opts.device)
+        todo = units(opts, replace(checked, points=tuple(check_job(opts.protocol, p, opts.device) for p in job.points)))
     return todo
 
 
@@ -301,15 +312,19 @@ def fresh_evaluation(opts: Options, unit: Unit) -> Result:
 
 
 def grid_of(opts: Options, unit: Unit) -> tuple[Tensor, Tensor, int] | None:
-    """The sample grid, written with the first architecture's row."""
+    """The sample grid, written with the first architecture's row (not a curve point's)."""
     job = unit.job
-    return (job.preview, job.labels, job.ds.info.num_classes) if unit.arch == opts.archs[0] else None
+    return (job.preview, job.labels, job.ds.info.num_classes) if _grid_unit(opts, unit) else None
+
+
+def _grid_unit(opts: Options, unit: Unit) -> bool:
+    return unit.arch == opts.archs[0] and unit.job.fields.get("anytime") is None
 
 
 def leaks_of(opts: Options, unit: Unit) -> tuple[Tensor, Tensor] | None:
     """The matched (submitted, test) image pairs, written with the first architecture's row."""
     job = unit.job
-    if unit.arch != opts.archs[0] or job.leak is None or not job.leak.matches:
+    if not _grid_unit(opts, unit) or job.leak is None or not job.leak.matches:
         return None
     pairs = job.leak.matches
     return (job.preview[[m.image for m in pairs]], job.ds.test_images[[m.test_image for m in pairs]])

@@ -7,7 +7,8 @@ scores one task after the other. Whatever goes wrong with one task ends as its o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from typing import Callable, Union
 
 from evaluator.errors import DatasetError, EvaluatorError
@@ -18,7 +19,7 @@ from .console import info, warn
 from .errors import SubmissionError, UsageError
 from .options import Options
 from .results import Status
-from .scoring import Job, Outcome, describe, identity, previous_result, reject, score
+from .scoring import Job, Outcome, describe, identity, previous_result, reject, score, standard_fields
 from .submission import TEAM_PATTERN, TRACKS, Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
 from .validate import check_fixed_ipc
 
@@ -103,7 +104,8 @@ def prepare_fixed_ipc(opts: Options, sub: Submission, sha: str, dataset: str) ->
 
 
 def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -> Prepared:
-    """Run the generator in the sandbox against the clock; its completed images become the Job."""
+    """Run the generator in the sandbox against the clock; its completed images become the Job,
+    and with the anytime curve, those complete by each fraction of the budget its points."""
     if opts.sandbox:
         sandbox.bwrap_binary()  # refuse before anything runs
     protocol = opts.protocol
@@ -112,33 +114,87 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     fields = describe(opts, None, generation=True, team=sub.team, method=sub.method, track=sub.track,
                       dataset=dataset, submission_sha256=sha, budget_seconds=budget,
                       sandbox="bwrap" if opts.sandbox else "none")
+    fractions = opts.anytime_fractions(dataset)
     previous = [previous_result(opts, identity(opts, fields, ds.test_digest, None, arch).digest(),
                                 f"{sub.team}/{dataset}/{arch}") for arch in opts.archs]
-    if all(previous):  # every result asked for exists: the generator need not run again
+    if all(previous):  # every result asked for exists (its curve is that generation's): no need to run again
         for outcome in previous:
             info(outcome.message)
         return previous
-    info(f"{sub.team}/{dataset}: generating ({budget:g} s budget{'' if opts.sandbox else ', NO SANDBOX'})")
+    info(f"{sub.team}/{dataset}: generating ({budget:g} s budget{'' if opts.sandbox else ', NO SANDBOX'}"
+         f"{', calibrated clock' if opts.calibrated() else ''})")
     settings = generation.Settings(device=opts.device, seed=opts.seeds[0], budget=budget,
                                    limits=protocol.sandbox_limits, sandboxed=opts.sandbox)
     per_image = 3 * ds.info.resolution ** 2  # the fewest bytes a shard can store an image in
     max_images = protocol.sandbox_limits.max_output_bytes // per_image
+
+    def consume(gen: generation.Generation) -> tuple:
+        images = shards.collect(gen.shards, ds, protocol.max_ipc, max_images)
+        return images, tuple(_point(gen, f, ds, protocol.max_ipc, max_images) for f in _new_sets(gen, fractions))
+
     try:
-        gen = generation.generate(sub, ds, settings, lambda found: shards.collect(found, ds, protocol.max_ipc, max_images))
+        with generation.device_lock(opts.device, f"{sub.team}/{dataset}"):
+            if opts.calibrated():
+                gen = generation.clocked(sub, ds, settings, protocol.clock, protocol.target(dataset), opts.wait, consume)
+            else:
+                gen = generation.generate(sub, ds, settings, consume)
     except SubmissionError as exc:  # entrypoint missing, files the sandbox cannot read
         return Rejection(fields, Status.INVALID, str(exc))
-    fields["gen_seconds"] = gen.seconds
-    problem = gen.problem(budget, protocol.sandbox_limits)
+    fields.update(_clock_fields(opts, gen, dataset))
+    problem = gen.problem(gen.budget, protocol.sandbox_limits)
     if problem is not None:
         return Rejection(fields, *problem)
-    images = gen.collected
+    images, points = gen.collected
+    fractions = _new_sets(gen, fractions)
     if gen.timed_out:
         info(f"{sub.team}/{dataset}: stopped at the deadline; scoring the {len(gen.shards)} shards completed before it")
     if images.dropped:
         info(f"{sub.team}/{dataset}: IPC {images.ipc}; dropped {images.dropped} extra images of larger classes")
     fields.update(images_generated=images.generated, images_dropped=images.dropped)
+    job = _generated_job(ds, fields, images, protocol)
+    return replace(job, points=tuple(_generated_job(ds, {**fields, "anytime": f, "gen_seconds": f * gen.budget,
+                                                         "images_generated": p.generated, "images_dropped": p.dropped},
+                                                    p, protocol)
+                                     for f, p in zip(fractions, points) if p is not None))
+
+
+def _generated_job(ds, fields: dict, images: shards.GeneratedSet, protocol) -> Job:
     return Job(ds=ds, fields=fields, images=ds.normalize(images.images), labels=images.labels, preview=images.images,
                ipc=images.ipc, protocol_epochs=protocol.ipc_epochs.epochs(images.ipc))
+
+
+def _new_sets(gen: generation.Generation, fractions: tuple[float, ...]) -> tuple[float, ...]:
+    """The fractions of the budget at which the complete shards differ from those at the fraction
+    before and from all of them (the main row), none being no point: a curve point is scored once
+    per distinct set, at the earliest fraction that set existed."""
+    out, previous = [], None
+    for f in fractions:
+        found = gen.shards_by(f * gen.budget)
+        if found and found != previous and found != gen.shards:
+            out.append(f)
+        previous = found
+    return tuple(out)
+
+
+def _point(gen: generation.Generation, fraction: float, ds, max_ipc: int, max_images: int) -> shards.GeneratedSet | None:
+    """The images complete by `fraction` of the budget (None: not yet one image of every class)."""
+    found = gen.shards_by(fraction * gen.budget)
+    try:
+        return shards.collect(found, ds, max_ipc, max_images) if found else None
+    except SubmissionError:  # a class without images yet: IPC 0 at this point
+        return None
+
+
+def _clock_fields(opts: Options, gen: generation.Generation, dataset: str) -> dict:
+    """The generation's clock, as its rows record it; an unstable or clamped clock is a deviation."""
+    reading = gen.reading
+    fields = {"gen_seconds": gen.seconds, "budget_effective": gen.budget, "generation_id": uuid.uuid4().hex[:16],
+              "clock": "wall" if opts.protocol.clock is not None else ""}
+    if reading is not None:
+        fields.update(clock=reading.state, device_score=reading.before.value, device_score_after=reading.after.value,
+                      others_cpu=reading.foreign_share,
+                      **standard_fields(opts, None, dataset, reading.state))
+    return fields
 
 
 PREPARERS = {"fixed-ipc": prepare_fixed_ipc, "generative": prepare_generative}  # one per name in TRACKS

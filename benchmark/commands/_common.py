@@ -64,6 +64,17 @@ def add_common(parser: argparse.ArgumentParser, submission: bool = True) -> None
     r.add_argument("--no-compile", dest="compile", action="store_false")
     if submission:
         r.add_argument("--force", action="store_true", help="re-evaluate although an identical result exists")
+        anytime = ", ".join(p.clock.anytime_datasets) if p.clock else "none"
+        r.add_argument("--anytime", dest="anytime", action="store_true", default=None,
+                       help="also score a generator's images at fractions of its budget, the anytime curve "
+                            f"(unranked rows and a chart; default on for: {anytime})")
+        r.add_argument("--no-anytime", dest="anytime", action="store_false")
+        r.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
+                       help="how long to wait for a device that other processes are using before a generation "
+                            "(default 300; then it runs all the same, and contention during it marks the row unstable)")
+        r.add_argument("--no-wait", dest="wait", action="store_const", const=None,
+                       help="refuse to generate on a busy device instead of waiting")
+        r.add_argument("--json", action="store_true", help="print every recorded row as a JSON line on stdout")
 
 
 def protocol_of(args: argparse.Namespace) -> Protocol:
@@ -76,12 +87,21 @@ def options(args: argparse.Namespace) -> Options:
                           preset=args.preset)
     return Options(protocol=protocol_of(args), overrides=overrides, root=args.root.resolve() if args.root else None,
                    device=resolve_device(args.device), force=getattr(args, "force", False), compile=args.compile,
-                   arch_names=tuple(args.arch or ()))
+                   arch_names=tuple(args.arch or ()), anytime=getattr(args, "anytime", None),
+                   wait=getattr(args, "wait", 300.0))
 
 
-def exit_status(outcomes: list) -> int:
-    """1 when any evaluation was invalid or failed; a summary line either way."""
+def exit_status(outcomes: list, as_json: bool = False) -> int:
+    """1 when any evaluation was invalid or failed; a summary line either way; with as_json, each
+    outcome's row on stdout."""
+    import json
+
     from ..scoring import SKIPPED
+
+    if as_json:
+        for o in outcomes:
+            if o.result is not None:
+                print(json.dumps(o.result.with_text_cleaned().to_json()), flush=True)
 
     failed = [o for o in outcomes if o.failed]
     if outcomes:
@@ -91,7 +111,7 @@ def exit_status(outcomes: list) -> int:
     return 1 if failed else 0
 
 
-def run_tasks(opts: Options, make_tasks: Callable[[Options], list]) -> int:
+def run_tasks(opts: Options, make_tasks: Callable[[Options], list], as_json: bool = False) -> int:
     """Evaluate the command's tasks: here, one after the other; or, started by torchrun or
     accelerate launch, spread over all processes (only the main one records and reports)."""
     from .. import distributed, leaderboard
@@ -99,7 +119,7 @@ def run_tasks(opts: Options, make_tasks: Callable[[Options], list]) -> int:
 
     if not distributed.launched():
         try:
-            return exit_status(execute(opts, make_tasks(opts)))
+            return exit_status(execute(opts, make_tasks(opts)), as_json)
         finally:
             leaderboard.refresh(opts.project)  # once per command, also when it was interrupted
     workers = distributed.Workers.start(opts.device)
@@ -108,4 +128,4 @@ def run_tasks(opts: Options, make_tasks: Callable[[Options], list]) -> int:
     if not workers.is_main:
         return 0
     leaderboard.refresh(opts.project)
-    return exit_status(outcomes)
+    return exit_status(outcomes, as_json)

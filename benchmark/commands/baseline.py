@@ -21,4 +21,4 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from ..baseline import baseline_tasks
 
     opts = options(args)
-    return run_tasks(opts, lambda o: baseline_tasks(o, args.kind, args.dataset))
+    return run_tasks(opts, lambda o: baseline_tasks(o, args.kind, args.dataset), args.json)

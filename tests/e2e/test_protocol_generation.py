@@ -31,20 +31,22 @@ def test_generation_values_reach_the_generator_and_the_sandbox(project, monkeypa
     monkeypatch.setattr(cgroups, "Cgroups", lambda limits: caps.append(limits) or real_cgroups(limits))
     add_generator(project, "gen", GENERATOR_CHECKS)
     p = dataclasses.replace(P, budgets={"digits": 6.0}, max_ipc=2, ipc_epochs=IpcEpochTable(rows=((1, 6),), cap=6),
+                            clock=dataclasses.replace(P.clock, targets={}),  # no target device: unscaled
                             sandbox_limits=dataclasses.replace(P.sandbox_limits, max_processes=77, max_open_files=99,
                                                                max_memory_bytes=3 << 30, max_tmp_bytes=48 << 20))
-    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1), root=project), "gen")
+    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1), root=project, wait=0), "gen")
     r = outcome.result
     assert outcome.status == "ok", outcome.message
     assert (r.budget_seconds, r.ipc, r.images_dropped, r.epochs) == (6.0, 2, 10, 3)  # 1 x 6 image-steps / IPC 2
-    assert 5.9 <= r.gen_seconds <= 6.05
-    assert [(c.max_processes, c.max_memory_bytes) for c in caps] == [(77, 3 << 30)]
+    assert 5.9 <= r.gen_seconds <= 6.05 and r.budget_effective == 6.0 and r.clock in ("unscaled", "unstable")
+    assert r.device_score > 0 and r.device_score_after > 0
+    assert {(c.max_processes, c.max_memory_bytes) for c in caps} == {(77, 3 << 30)}
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 def test_the_output_cap_comes_from_the_protocol(project):
     add_generator(project, "big", "open(args.out / 'blob', 'wb').write(os.urandom(3 << 20))\nwrite_valid_shard(args)\n")
     p = dataclasses.replace(P, sandbox_limits=dataclasses.replace(P.sandbox_limits, max_output_bytes=1 << 20))
-    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1, epochs=1), root=project), "big")
+    [outcome] = tracks.submit(Options(protocol=p, overrides=Overrides(runs=1, epochs=1), root=project, wait=0), "big")
     assert outcome.status == "failed" and ("1 MiB" in outcome.message or "too large" in outcome.message
                                            or "No space left" in outcome.message), outcome.message

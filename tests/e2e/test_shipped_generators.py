@@ -23,7 +23,7 @@ def run_generator(project, folder, args=None, budget=60):
         sub = dataclasses.replace(sub, args=tuple(args))
     ds = load_dataset("digits", project / "datasets")
     settings = generation.Settings("cpu", 0, budget, load_protocol().sandbox_limits)
-    gen = generation.generate(sub, ds, settings, lambda found: shards.collect(found, ds, load_protocol().max_ipc, 10**6))
+    gen = generation.generate(sub, ds, settings, lambda g: shards.collect(g.shards, ds, load_protocol().max_ipc, 10**6))
     assert gen.returncode == 0 and gen.shards and gen.collected is not None, gen.log_tail
     return gen, gen.collected
 
@@ -57,7 +57,7 @@ def test_t2i_template_loads_a_pipeline_folder_where_sdxl_turbo_goes(project):
     (folder / "submission.yaml").write_text(
         "team: t2i\nmethod: tiny random pipeline\ntrack: generative\ndatasets: [digits]\n"
         "args: [--weights, weights/sdxl-turbo, --ipc, '6', --augment, '3']\n")
-    assert main(["submit", "t2i", "--root", str(project), "--preset", "quick"]) == 0
+    assert main(["submit", "t2i", "--root", str(project), "--preset", "quick", "--wait", "0"]) == 0
     row = read_results(project)[0]
     assert (row["status"], row["ipc"], row["images_generated"]) == ("ok", "6", "60")
 
@@ -70,12 +70,13 @@ def test_mel_at_the_full_budget_gets_the_ipc_and_the_epochs_of_the_table(project
     from benchmark.options import Options, Overrides
 
     shutil.copytree(SHIPPED / "mel", project / "submissions" / "mel")
-    opts = Options(protocol=load_protocol(), overrides=Overrides(runs=1, epochs=20), root=project)
+    opts = Options(protocol=load_protocol(), overrides=Overrides(runs=1, epochs=20), root=project, wait=0, anytime=False)
     [task] = tracks.submission_tasks(opts, "mel")
     job = task.prepare()
     assert (job.ipc, job.protocol_epochs) == (50, 200) and job.fields["budget_seconds"] == 60
-    assert job.fields["gen_seconds"] < 60 and job.fields["images_generated"] >= 500
+    assert job.fields["gen_seconds"] < job.fields["budget_effective"] and job.fields["images_generated"] >= 500
     [outcome] = scoring.score(opts, job)
     row = read_results(project)[0]
-    assert (row["status"], row["ipc"], row["epochs"], row["nonstandard"]) == ("ok", "50", "20", "runs=1 epochs=20")
+    assert (row["status"], row["ipc"], row["epochs"]) == ("ok", "50", "20")
+    assert row["nonstandard"] in ("runs=1 epochs=20", "runs=1 epochs=20 clock=unstable")  # a busy test machine
     assert row["flagged"] == "false" and row["leaked"] == "0" and float(row["acc_mean"]) > 30

@@ -60,7 +60,7 @@ def test_a_killed_process_loses_only_its_runs_and_a_new_launch_resumes(project):
 
 def test_a_generator_runs_once_and_every_process_trains_on_its_images(project):
     add_generator(project, "gen", "write_valid_shard(args, per_class=3)\n")
-    out, _ = torchrun(project, "submit", "gen", "--runs", "2", "--epochs", "2").communicate(timeout=600)
+    out, _ = torchrun(project, "submit", "gen", "--runs", "2", "--epochs", "2", "--wait", "0").communicate(timeout=600)
     assert out.count("gen/digits: generating") == 1, out
     rows = read_results(project)
     assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["ipc"] == "3"

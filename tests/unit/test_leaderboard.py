@@ -165,3 +165,18 @@ def test_the_committed_leaderboard_is_what_the_harness_writes_from_the_committed
     assert (ROOT / "leaderboard" / "results.csv").read_text().splitlines()[0].split(",") == list(results.COLUMNS)
     rows = results.read_results(ROOT)
     assert not rows or all(r.protocol_version for r in rows)
+
+
+def test_curve_points_are_charted_never_ranked_and_the_clock_is_shown(root):
+    gen = dict(track="generative", budget_seconds=60.0, budget_effective=75.0, clock="scaled", device_score=96.0,
+               device_score_after=94.5, gen_seconds=75.0, generation_id="g1")
+    page = write(root, row("gen", "digits", 80.0, **gen, protocol_key="main"),
+                 row("gen", "digits", 99.0, **{**gen, "anytime": 0.25, "ipc": 2, "protocol_key": "p1"}),
+                 row("gen", "digits", 70.0, **{**gen, "anytime": 0.5, "ipc": 5, "protocol_key": "p2"}))
+    track2 = page.split("## Track 2")[1].split("##")[0]
+    assert track2.count("| gen |") == 1 and "80.00" in track2 and "99.00" not in track2  # the point is not a row
+    assert "scaled: 75 s for 60 s; device 96 → 94.5" in track2
+    curves = page.split("## Anytime curves")[1].split("##")[0]
+    assert "25%: 99.00, IPC 2; 50%: 70.00, IPC 5; 100%: 80.00, IPC 10" in curves
+    assert "![anytime curve](grids/gen-digits-anytime.svg)" in curves
+    assert (root / "leaderboard" / "grids" / "gen-digits-anytime.svg").read_text().count("<circle") == 3

@@ -1,0 +1,39 @@
+"""The device score: repeatable on a quiet device within the protocol's tolerance, and lowered by
+a load (the workload runs for real here; no process is started)."""
+import statistics
+
+import pytest
+import torch
+
+from benchmark import clock
+from benchmark.protocol import load_protocol
+
+RULES = load_protocol().clock
+
+
+def spread(values):
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def test_the_cpu_score_is_repeatable_on_a_quiet_machine_within_the_tolerance():
+    if clock.busy("cpu", RULES.busy_share):
+        pytest.skip("the machine is busy with other processes: the score would measure them")
+    scores = [clock.measure("cpu", 8, "cpu", RULES.samples) for _ in range(4)]
+    assert all(s.value > 0 and s.workload == "cpu" and len(s.samples) == RULES.samples for s in scores)
+    assert spread([s.value for s in scores]) <= RULES.tolerance, [s.text() for s in scores]
+
+
+def test_a_round_runs_at_the_dataset_resolution_and_an_unknown_workload_is_refused():
+    run = clock._round("cpu", 32, "cpu")  # 16384 pixels: 16 images of 32 x 32
+    run()  # runs, on the dataset's resolution
+    with pytest.raises(ValueError, match="unknown workload"):
+        clock.measure("cpu", 8, "tpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_gpu_score_is_repeatable_and_far_above_the_cpu_target():
+    scores = [clock.measure("cuda", 32, "gpu", RULES.samples).value for _ in range(3)]
+    assert spread(scores) <= RULES.tolerance, scores
+    cpu_workload_on_gpu = clock.measure("cuda", 8, "cpu", RULES.samples).value
+    assert cpu_workload_on_gpu > load_protocol().target("digits").score  # a GPU on digits: the clamped case
