@@ -16,13 +16,15 @@ target scores name the version they were measured with.
 """
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 WORKLOAD_VERSION = 1
@@ -123,6 +125,32 @@ def measure(device: str, resolution: int, workload: str | None = None, samples: 
     q = statistics.quantiles(rates, n=4, method="inclusive")
     return Score(value=q[2], spread=(q[2] - q[0]) / q[2], workload=workload, resolution=resolution,
                  samples=tuple(rates))
+
+
+# glibc's allocator picks, per process and by the history of its frees, whether a convolution's
+# output comes from its heap or from freshly mapped pages: the same CPU convolution then takes 2 or
+# 3.5 ms, so the score of a fresh process came out in one of two modes (110 or 150 on the CI
+# machine). Fixed thresholds make every measurement take the heap's mode.
+ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def measure_fresh(device: str, resolution: int, workload: str | None = None, samples: int = 15) -> Score:
+    """`measure`, in a fresh interpreter with this process's environment and ALLOCATOR's settings:
+    the score must not depend on what the measuring process ran before (after a training run in
+    the same process, the CPU workload's convolutions took half the time)."""
+    cmd = [sys.executable, "-m", "benchmark.clock", device, str(resolution), workload or default_workload(device),
+           str(samples)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
+                              env={**os.environ, **ALLOCATOR})
+        data = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        data, done = None, None
+    if not isinstance(data, dict):
+        tail = " | ".join((done.stderr if done else "").strip().splitlines()[-3:])
+        raise RuntimeError(f"the calibration workload failed on {device} ({tail or 'no output'}); "
+                           f"try: bench calibrate --device {device}")
+    return Score(**{**data, "samples": tuple(data["samples"])})
 
 
 # -- the budget ---------------------------------------------------------------------------------------
@@ -280,3 +308,8 @@ def contention(before: Score, after: Score, foreign: float | None, foreign_befor
         reasons.append(f"other processes used {foreign:.0%} of the CPUs during the generation and "
                        f"{foreign_before:.0%} while the device was measured")
     return "; ".join(reasons)
+
+
+if __name__ == "__main__":  # measure_fresh's interpreter: device resolution workload samples -> one JSON line
+    _device, _resolution, _workload, _samples = sys.argv[1:5]
+    print(json.dumps(asdict(measure(_device, int(_resolution), _workload, int(_samples)))), flush=True)

@@ -1,7 +1,8 @@
 """The anytime curve of a generator: its score as a function of the time it was given.
 
-A generation's main row holds the images complete when the generator stopped; its curve points
-(rows with `anytime`, never ranked) the images complete by fractions of its budget, each scored
+A generation's main row holds the images complete when the generator stopped (`anytime` 1 when
+its curve was made); its curve points (rows with `anytime` < 1, never ranked) the images complete
+by fractions of its budget, each scored
 with the IPC-epoch table at its own IPC. A point is scored once per distinct image set, at the
 earliest fraction it existed, and the main row's images existed from the generator's last moment
 (`gen_seconds`) on, so the curve is a step function: each score holds from its time to the next.
@@ -91,27 +92,24 @@ def svg(points: list[Point], budget: float) -> str:
 
 
 def curve_table(ok: pd.DataFrame, curve_rows: pd.DataFrame, folder: Path | None) -> Table | None:
-    """The latest curve of every generator and dataset (main rows in `ok`, points in `curve_rows`),
-    each chart written to `folder` (None: not written)."""
-    if curve_rows.empty:
+    """The latest curve of every generator and dataset: main rows (in `ok`, `anytime` 1) with their
+    points (`curve_rows`, the same generation), each chart written to `folder` (None: not written)."""
+    mains = ok[ok["anytime"] == 1]
+    if mains.empty:
         return None
     table = Table("Anytime curves (not ranked)", ["team", "dataset", "points (% of the budget: accuracy, IPC)", "chart"],
                   trusted=("chart",))
-    mains = ok[(ok["anytime"].isna()) & (ok["generation_id"] != "")]
-    for (team, dataset), group in curve_rows.groupby(["team", "dataset"], sort=False):
-        generation = group["generation_id"].iloc[-1]
-        main = mains[(mains["generation_id"] == generation) & (mains["arch"] == group["arch"].iloc[-1])]
-        if main.empty:
-            continue
-        main = main.iloc[-1]
-        points = points_of(main, group[group["generation_id"] == generation].drop_duplicates("anytime", keep="last"))
-        budget = float(main["budget_seconds"])
+    for (team, dataset), group in mains.groupby(["team", "dataset"], sort=False):
+        main = group.iloc[-1]
+        mine = curve_rows[(curve_rows["generation_id"] == main["generation_id"]) & (curve_rows["arch"] == main["arch"])]
+        points = points_of(main, mine.drop_duplicates("anytime", keep="last"))
         name = chart_name(team, dataset)
         if folder is not None:
-            atomic_write_text(folder / name, svg(points, budget))
+            atomic_write_text(folder / name, svg(points, float(main["budget_seconds"])))
         table.rows.append([team, dataset, "; ".join(f"{p.fraction:.0%}: {p.accuracy:.2f}, IPC {p.ipc}" for p in points),
                            f"![anytime curve](grids/{name})"])
     table.note = ("A generator's score with the images it had completed by each fraction of its budget (each scored "
-                  "with the IPC-epoch table at its own IPC; the last point is the ranked row). The score holds from "
-                  "each point to the next. See docs/PROTOCOL.md, 'The anytime curve'.")
-    return table if table.rows else None
+                  "with the IPC-epoch table at its own IPC; the last point is the main row, placed where its images "
+                  "were complete). The score holds from each point to the next. See docs/PROTOCOL.md, 'The anytime "
+                  "curve'.")
+    return table

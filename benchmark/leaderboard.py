@@ -173,8 +173,9 @@ def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None =
     verified = pd.Series([row.verified is not False for row in rows], index=df.index, dtype=bool)
     current, challenge = str(current_version()), load_protocol().challenge_arch
     ok = df[(df["status"] == results.Status.OK.value) & verified]
-    curve_rows = ok[ok["anytime"].notna()]  # never ranked: shown as curves
-    ok = ok[ok["anytime"].isna()]
+    points = ok["anytime"].notna() & (ok["anytime"] < 1)
+    curve_rows = ok[points]  # never ranked: shown as curves
+    ok = ok[~points]
     flagged = ok[ok["flagged"].fillna(False).astype(bool)]
     ok = ok[~ok.index.isin(flagged.index)]
     pool, pending = _current_files(ok[ok["standard"] & (ok["protocol_version"] == current)], hashes)

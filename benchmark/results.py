@@ -65,7 +65,8 @@ class Result:
     device_score: float | None = None  # calibration score of the device just before the generation
     device_score_after: float | None = None  # ... and just after it
     others_cpu: float | None = None  # share of the CPUs other processes used during the generation
-    anytime: float | None = None  # a point of the anytime curve: the fraction of the budget (never ranked)
+    anytime: float | None = None  # < 1: a point of the anytime curve, its fraction of the budget (never ranked);
+    # 1: the main row of a generation whose curve was made
     generation_id: str = ""  # the generation the images come from: its main row and curve points share it
     runs: int | None = None
     seeds: tuple[int, ...] = ()

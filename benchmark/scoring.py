@@ -134,7 +134,14 @@ def identity(opts: Options, fields: dict, test: str, rule_epochs: int | None, ar
                     submission=fields.get("submission_sha256", ""), test=test, protocol=opts.identity(),
                     epochs=opts.epochs_key(None if generative else rule_epochs),
                     budget=opts.budget(fields["dataset"]) if generative else None,
-                    sandbox=opts.sandbox if generative else None, arch=arch, anytime=fields.get("anytime"))
+                    sandbox=opts.sandbox if generative else None, arch=arch, anytime=curve_point(fields))
+
+
+def curve_point(fields: dict) -> float | None:
+    """The fraction of the budget of a curve point's images (None: a main row, whose `anytime` is
+    1 when its curve was made, else empty)."""
+    fraction = fields.get("anytime")
+    return fraction if fraction is not None and fraction < 1 else None
 
 
 def previous_result(opts: Options, key: str, name: str) -> Outcome | None:
@@ -195,7 +202,7 @@ def score_text(r: Result) -> str:
 def label(job: Job, arch: str) -> str:
     base = f"{job.fields['team']}/{job.ds.info.name}"
     base = base if arch == archs.CHALLENGE else f"{base}/{arch}"
-    fraction = job.fields.get("anytime")
+    fraction = curve_point(job.fields)
     return base if fraction is None else f"{base} at {fraction:g} of the budget"
 
 
@@ -318,7 +325,7 @@ def grid_of(opts: Options, unit: Unit) -> tuple[Tensor, Tensor, int] | None:
 
 
 def _grid_unit(opts: Options, unit: Unit) -> bool:
-    return unit.arch == opts.archs[0] and unit.job.fields.get("anytime") is None
+    return unit.arch == opts.archs[0] and curve_point(unit.job.fields) is None
 
 
 def leaks_of(opts: Options, unit: Unit) -> tuple[Tensor, Tensor] | None:

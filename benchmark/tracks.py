@@ -114,7 +114,7 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     fields = describe(opts, None, generation=True, team=sub.team, method=sub.method, track=sub.track,
                       dataset=dataset, submission_sha256=sha, budget_seconds=budget,
                       sandbox="bwrap" if opts.sandbox else "none")
-    fractions = opts.anytime_fractions(dataset)
+    curve = opts.anytime_fractions(dataset)
     previous = [previous_result(opts, identity(opts, fields, ds.test_digest, None, arch).digest(),
                                 f"{sub.team}/{dataset}/{arch}") for arch in opts.archs]
     if all(previous):  # every result asked for exists (its curve is that generation's): no need to run again
@@ -130,7 +130,7 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
 
     def consume(gen: generation.Generation) -> tuple:
         images = shards.collect(gen.shards, ds, protocol.max_ipc, max_images)
-        return images, tuple(_point(gen, f, ds, protocol.max_ipc, max_images) for f in _new_sets(gen, fractions))
+        return images, tuple(_point(gen, f, ds, protocol.max_ipc, max_images) for f in _new_sets(gen, curve))
 
     try:
         with generation.device_lock(opts.device, f"{sub.team}/{dataset}"):
@@ -145,12 +145,13 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     if problem is not None:
         return Rejection(fields, *problem)
     images, points = gen.collected
-    fractions = _new_sets(gen, fractions)
+    fractions = _new_sets(gen, curve)
     if gen.timed_out:
         info(f"{sub.team}/{dataset}: stopped at the deadline; scoring the {len(gen.shards)} shards completed before it")
     if images.dropped:
         info(f"{sub.team}/{dataset}: IPC {images.ipc}; dropped {images.dropped} extra images of larger classes")
-    fields.update(images_generated=images.generated, images_dropped=images.dropped)
+    fields.update(images_generated=images.generated, images_dropped=images.dropped,
+                  anytime=1.0 if curve else None)  # 1: the main row of a curve (points: their fraction)
     job = _generated_job(ds, fields, images, protocol)
     return replace(job, points=tuple(_generated_job(ds, {**fields, "anytime": f, "gen_seconds": f * gen.budget,
                                                          "images_generated": p.generated, "images_dropped": p.dropped},

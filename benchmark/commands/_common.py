@@ -71,7 +71,7 @@ def add_common(parser: argparse.ArgumentParser, submission: bool = True) -> None
         r.add_argument("--no-anytime", dest="anytime", action="store_false")
         r.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
                        help="how long to wait for a device that other processes are using before a generation "
-                            "(default 300; then it runs all the same, and contention during it marks the row unstable)")
+                            "(default 300; then it runs all the same; 0: no check, the contention rule still applies)")
         r.add_argument("--no-wait", dest="wait", action="store_const", const=None,
                        help="refuse to generate on a busy device instead of waiting")
         r.add_argument("--json", action="store_true", help="print every recorded row as a JSON line on stdout")

@@ -47,7 +47,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     samples = protocol.clock.samples if protocol.clock else 15
     scores = []
     for i in range(args.repeat):
-        scores.append(clock.measure(device, resolution, workload, samples))
+        scores.append(clock.measure_fresh(device, resolution, workload, samples))
         if not args.json:
             info(f"{i + 1}/{args.repeat}: " + scores[-1].text() if args.repeat > 1 else scores[-1].text())
     values = [s.value for s in scores]

@@ -18,7 +18,7 @@ def spread(values):
 def test_the_cpu_score_is_repeatable_on_a_quiet_machine_within_the_tolerance():
     if clock.busy("cpu", RULES.busy_share):
         pytest.skip("the machine is busy with other processes: the score would measure them")
-    scores = [clock.measure("cpu", 8, "cpu", RULES.samples) for _ in range(4)]
+    scores = [clock.measure_fresh("cpu", 8, "cpu", RULES.samples) for _ in range(4)]  # as the harness measures
     assert all(s.value > 0 and s.workload == "cpu" and len(s.samples) == RULES.samples for s in scores)
     assert spread([s.value for s in scores]) <= RULES.tolerance, [s.text() for s in scores]
 

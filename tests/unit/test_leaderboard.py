@@ -170,7 +170,7 @@ def test_the_committed_leaderboard_is_what_the_harness_writes_from_the_committed
 def test_curve_points_are_charted_never_ranked_and_the_clock_is_shown(root):
     gen = dict(track="generative", budget_seconds=60.0, budget_effective=75.0, clock="scaled", device_score=96.0,
                device_score_after=94.5, gen_seconds=75.0, generation_id="g1")
-    page = write(root, row("gen", "digits", 80.0, **gen, protocol_key="main"),
+    page = write(root, row("gen", "digits", 80.0, **gen, anytime=1.0, protocol_key="main"),
                  row("gen", "digits", 99.0, **{**gen, "anytime": 0.25, "ipc": 2, "protocol_key": "p1"}),
                  row("gen", "digits", 70.0, **{**gen, "anytime": 0.5, "ipc": 5, "protocol_key": "p2"}))
     track2 = page.split("## Track 2")[1].split("##")[0]
@@ -180,3 +180,5 @@ def test_curve_points_are_charted_never_ranked_and_the_clock_is_shown(root):
     assert "25%: 99.00, IPC 2; 50%: 70.00, IPC 5; 100%: 80.00, IPC 10" in curves
     assert "![anytime curve](grids/gen-digits-anytime.svg)" in curves
     assert (root / "leaderboard" / "grids" / "gen-digits-anytime.svg").read_text().count("<circle") == 3
+    alone = write(root, row("fast", "digits", 75.0, **{**gen, "generation_id": "g2", "gen_seconds": 3.0}, anytime=1.0))
+    assert "| fast | digits | 4%: 75.00, IPC 10 |" in alone  # done at 3 s of the 75 it got: the main row alone
