@@ -4,6 +4,7 @@ examples:
   bench data list
   bench data download cifar100
   bench data prepare tinyimagenet --from ~/Downloads/tiny-imagenet-200.zip
+  bench data export digits --out digits-train.safetensors      # the training images, submission format
   bench evaluate cifar100.pt --test reference_data/cifar100_test.pt --json
   bench evaluate images.pt --dataset digits --preset quick      # a smoke test, non-standard
   bench submit mel                                              # = make submit TEAM=mel

@@ -1,4 +1,4 @@
-"""bench data list | download NAME | prepare NAME [--from PATH] | info NAME"""
+"""bench data list | download NAME | prepare NAME [--from PATH] | info NAME | export NAME [--out FILE]"""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: download)")
     add_root(p)
     p.set_defaults(handler=cmd_prepare)
+    p = verbs.add_parser("export", help="write a split's images and labels in the submission format",
+                         description="Write a prepared dataset's split as one safetensors file: `images` (uint8 "
+                                     "N x 3 x R x R, RGB), `labels` (int64) and the class names in its metadata. "
+                                     "It is the format a fixed-IPC submission file uses: a distiller reads it, "
+                                     "selects or synthesises 10 images per class, and saves them the same way.")
+    p.add_argument("name")
+    p.add_argument("--split", choices=("train",), default="train",
+                   help="train (the only one: a submission is made from training images; test images in it are "
+                        "flagged by the leakage check)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="default <name>-<split>.safetensors in the current folder")
+    add_root(p)
+    p.set_defaults(handler=cmd_export)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -90,4 +103,27 @@ def cmd_info(args: argparse.Namespace) -> int:
             info(f"{key.replace('_', ' ')}: {d.meta[key]}")
     shown = ", ".join(f"{k}:{c}" for k, c in enumerate(d.classes[:12]))
     info(f"classes: {shown}{', …' if len(d.classes) > 12 else ''}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from safetensors.torch import save_file
+
+    from evaluator import data as ds
+    from evaluator.atomic import atomic_write
+
+    from ..errors import UsageError
+
+    out = args.out or Path(f"{args.name}-{args.split}.safetensors")
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out}: the export is a .safetensors file; name it e.g. {out.stem}.safetensors")
+    d = ds.load_dataset(args.name, _data_dir(args), need_train=True)
+    images, labels = d.train_images, d.train_labels
+    metadata = {"dataset": args.name, "split": args.split, "classes": json.dumps(list(d.classes))}
+    atomic_write(out, lambda tmp: save_file({"images": images.contiguous(), "labels": labels.contiguous()},
+                                            str(tmp), metadata=metadata))
+    info(f"{out}: {len(labels)} {args.split} images of {args.name} ({d.info.num_classes} classes, uint8 "
+         f"3 x {d.info.resolution} x {d.info.resolution}) and their labels")
     return 0
