@@ -134,15 +134,24 @@ def measure(device: str, resolution: int, workload: str | None = None, samples: 
 ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
+PASSED = ("PATH", "HOME", "PYTHONPATH", "CUDA_VISIBLE_DEVICES", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+
+
+def calibration_env() -> dict[str, str]:
+    """What the generator's environment holds that bears on speed (no OMP_NUM_THREADS or the like:
+    torchrun sets it to 1 for its ranks, and the generator, whose environment is built from
+    scratch, never sees it), plus ALLOCATOR."""
+    return {**{k: os.environ[k] for k in PASSED if k in os.environ}, "LANG": "C.UTF-8", **ALLOCATOR}
+
+
 def measure_fresh(device: str, resolution: int, workload: str | None = None, samples: int = 15) -> Score:
-    """`measure`, in a fresh interpreter with this process's environment and ALLOCATOR's settings:
+    """`measure`, in a fresh interpreter with the generator's environment and ALLOCATOR's settings:
     the score must not depend on what the measuring process ran before (after a training run in
     the same process, the CPU workload's convolutions took half the time)."""
     cmd = [sys.executable, "-m", "benchmark.clock", device, str(resolution), workload or default_workload(device),
            str(samples)]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
-                              env={**os.environ, **ALLOCATOR})
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=calibration_env())
         data = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         data, done = None, None
@@ -160,7 +169,8 @@ class Budget:
     """The seconds a generator gets, and how they were decided."""
     seconds: float
     scale: float  # seconds / the protocol's budget (1: unscaled)
-    clock: str  # "scaled", "clamped" (scale beyond the protocol's limits), "unscaled" (no target), "wall" (--budget)
+    clock: str  # "scaled", "clamped" (scale beyond the protocol's limits), "unscaled" (no target), "mismatch"
+    # (the target is a device of another kind: a CPU target, a GPU generator), "wall" (--budget)
 
 
 def effective_budget(budget: float, target: float | None, measured: float | None,

@@ -17,6 +17,8 @@ import pandas as pd
 
 from evaluator.atomic import atomic_write_text
 
+from evaluator.registry import REGISTRY
+
 from .grids import grid_name
 from .tables import Table, present
 
@@ -94,13 +96,14 @@ def svg(points: list[Point], budget: float) -> str:
 def curve_table(ok: pd.DataFrame, curve_rows: pd.DataFrame, folder: Path | None) -> Table | None:
     """The latest curve of every generator and dataset: main rows (in `ok`, `anytime` 1) with their
     points (`curve_rows`, the same generation), each chart written to `folder` (None: not written)."""
-    mains = ok[ok["anytime"] == 1]
+    mains = ok[(ok["anytime"] == 1) & ok["dataset"].isin(list(REGISTRY))]  # a hand-made row's dataset: not drawn
     if mains.empty:
         return None
     table = Table("Anytime curves (not ranked)", ["team", "dataset", "points (% of the budget: accuracy, IPC)", "chart"],
                   trusted=("chart",))
     for (team, dataset), group in mains.groupby(["team", "dataset"], sort=False):
-        main = group.iloc[-1]
+        last = group[group["generation_id"] == group["generation_id"].iloc[-1]]
+        main = last[last["arch"] == last["arch"].iloc[0]].iloc[-1]  # the points' network: the first asked for
         mine = curve_rows[(curve_rows["generation_id"] == main["generation_id"]) & (curve_rows["arch"] == main["arch"])]
         points = points_of(main, mine.drop_duplicates("anytime", keep="last"))
         name = chart_name(team, dataset)

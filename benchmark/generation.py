@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
     from .protocol import ClockRules, Target
 
 POLL_SECONDS = 0.1
+DEVICE_LOCKS = Path("/tmp/ddbench-devices")
 TAIL_BYTES = 4096
 TAIL_LINES = 12
 
@@ -209,18 +209,23 @@ def clocked(sub: Submission, ds: Dataset, settings: Settings, rules: ClockRules,
     device is measured before (the budget is settings.budget x target / measured score, within
     the protocol's limits) and after; a generation during which the score moved, or the share of
     the CPUs other processes used changed, runs again, once; the kept one carries its `clock.Reading`."""
-    workload = target.workload if target is not None else clock.default_workload(settings.device)
+    workload = clock.default_workload(settings.device)
+    scaling = target if target is not None and target.workload == workload else None  # a CPU target, a GPU here: no
     name = f"{sub.team}/{ds.info.name}"
     for attempt in (1, 2):
         wait_for_device(settings.device, rules.busy_share, wait, name)
         meter, children = clock.CpuMeter(), _children_cpu_seconds()
         before = clock.measure_fresh(settings.device, ds.info.resolution, workload, rules.samples)
         calm = meter.share(_children_cpu_seconds() - children)  # others' share while we measured
-        budget = clock.effective_budget(settings.budget, target.score if target else None, before.value,
+        budget = clock.effective_budget(settings.budget, scaling.score if scaling else None, before.value,
                                         rules.scale_limits)
-        if budget.clock != "unscaled":
-            info(f"{name}: device score {before.value:.1f} (target {target.score:g}): "
+        if scaling is not None:
+            info(f"{name}: device score {before.value:.1f} (target {scaling.score:g}): "
                  f"{budget.seconds:.1f} s for the protocol's {settings.budget:g} s")
+        elif target is not None:
+            budget = replace(budget, clock="mismatch")
+            warn(f"{name}: the budget is meant for a {target.workload.upper()} ({target.device}), this is "
+                 f"{settings.device}: unscaled wall time, and the row is not ranked")
         gen = generate(sub, ds, replace(settings, budget=budget.seconds), consume)
         after = clock.measure_fresh(settings.device, ds.info.resolution, workload, rules.samples)
         foreign = gen.foreign_share if not settings.device.startswith("cuda") else None
@@ -237,10 +242,12 @@ def clocked(sub: Submission, ds: Dataset, settings: Settings, rules: ClockRules,
 def device_lock(device: str, name: str) -> Iterator[None]:
     """Held while a generator (and its calibration) runs: one generator per device on this machine,
     whichever harness launch or process started it (a lock file in the machine's temp folder)."""
-    folder = Path(tempfile.gettempdir()) / "ddbench-devices"
-    if not folder.is_dir():
+    folder = DEVICE_LOCKS  # fixed: a per-job TMPDIR (Slurm, CI) must not give each job its own
+    try:
         folder.mkdir(exist_ok=True)
         folder.chmod(0o1777)  # every user's harness shares the machine's devices (like /tmp itself)
+    except PermissionError:  # made by another user: theirs to set
+        pass
     lock = FileLock(str(folder / f"{_device_id(device)}.lock"), mode=0o666)
     try:
         lock.acquire(timeout=0)
@@ -397,7 +404,6 @@ def _watch(run: _Run) -> Generation:
     """Spawn against the clock; wait until exit or deadline; kill the tree; read what counts."""
     groups = cgroups.Cgroups(run.settings.limits) if run.settings.sandboxed else None
     meter = clock.CpuMeter()
-    children = _children_cpu_seconds()
     start = time.time()
     deadline = start + run.settings.budget
     try:
@@ -420,7 +426,9 @@ def _watch(run: _Run) -> Generation:
             kill()  # the whole tree, also what a finished generator left running
             watch.close()
         used = groups.cpu_seconds() if groups is not None else None
-        foreign = meter.share(used if used is not None else _children_cpu_seconds() - children)
+        # Without a cgroup nothing counts the sandboxed tree's CPU (bwrap's init is never reaped by
+        # us): others' share is unknown, and only the scores before and after judge the clock.
+        foreign = meter.share(used) if used is not None else None
         done, late, odd = _complete_shards(run.out, ended, run.output_on_tmpfs)
         return Generation(shards=tuple(p for p, _ in done), seconds=ended - start,
                           timed_out=timed_out and not watch.exceeded, returncode=proc.returncode,
@@ -434,7 +442,7 @@ def _watch(run: _Run) -> Generation:
 
 
 def _children_cpu_seconds() -> float:
-    """CPU time of this process's waited-for children (where no cgroup counts the generator's)."""
+    """CPU time of this process's waited-for children (the calibration's interpreters)."""
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

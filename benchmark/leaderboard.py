@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from evaluator.atomic import atomic_write_text
-from evaluator.registry import CHALLENGE_DATASETS
+from evaluator.registry import CHALLENGE_DATASETS, REGISTRY
 from evaluator.stats import Estimate
 
 from . import grids, results, signing
@@ -98,7 +98,7 @@ def clock_cell(r) -> str:
     score before and after it."""
     scores = (f"; device {r['device_score']:.3g} → {r['device_score_after']:.3g}"
               if present(r["device_score"]) and present(r["device_score_after"]) else "")
-    if r["clock"] in ("scaled", "clamped", "unstable"):
+    if r["clock"] in ("scaled", "clamped", "unstable", "mismatch"):
         return f"{r['clock']}: {r['budget_effective']:.0f} s for {r['budget_seconds']:.0f} s{scores}"
     return f"{r['clock'] or 'wall'}{scores}"
 
@@ -179,6 +179,7 @@ def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None =
     flagged = ok[ok["flagged"].fillna(False).astype(bool)]
     ok = ok[~ok.index.isin(flagged.index)]
     pool, pending = _current_files(ok[ok["standard"] & (ok["protocol_version"] == current)], hashes)
+    pool = pool[pool["dataset"].isin(list(REGISTRY))]  # a hand-made dataset name is never ranked (nor a crash)
     ranked_pool = pool[pool["arch"] == challenge]
     tables = []
     for track, title in TRACK_TITLES.items():
@@ -205,7 +206,7 @@ def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None =
         tables.append(_flagged_table(latest(flagged, "track", "team", "dataset", "arch")))
     if not verified.all():
         tables.append(_unverified_table(df[~verified]))
-    last = latest(df[verified], "team", "dataset")
+    last = latest(df[verified & ~(df["anytime"] < 1)], "team", "dataset")  # a curve point is not an attempt
     bad = last[last["status"] != results.Status.OK.value]
     if len(bad):
         t = Table("Rejected or failed (latest attempt)", ["team", "dataset", "status", "reason", "date"])

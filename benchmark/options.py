@@ -152,7 +152,8 @@ class Options:
         protocol_epochs: what the track's rule gives (None for a generator: any override departs);
         generation_dataset: the dataset whose generation budget applies (generative track only);
         clock: how the generation's clock went (benchmark.clock.Reading.state): an unstable clock,
-        or a budget whose scale the protocol's limits clamped, is not the protocol's clock."""
+        a budget whose scale the protocol's limits clamped, or a device of another kind than the
+        target's is not the protocol's clock."""
         p, out = self.protocol, []
         if not p.released:
             out.append(f"protocol={p.label}")
@@ -171,7 +172,7 @@ class Options:
             out.append(f"budget={float(budget):g}s")
         if generation_dataset is not None and not self.sandbox:
             out.append("no-sandbox")
-        if clock in ("unstable", "clamped"):
+        if clock in ("unstable", "clamped", "mismatch"):
             out.append(f"clock={clock}")
         return tuple(out)
 

@@ -144,12 +144,18 @@ def curve_point(fields: dict) -> float | None:
     return fraction if fraction is not None and fraction < 1 else None
 
 
+def _clock_deviation(r: Result) -> bool:
+    """A generation whose clock was unstable, clamped or mismatched: the machine's state, not
+    part of what is evaluated, so it never stands for the evaluation (a later run tries again)."""
+    return any(d in ("clock=unstable", "clock=clamped", "clock=mismatch") for d in r.nonstandard.split())
+
+
 def previous_result(opts: Options, key: str, name: str) -> Outcome | None:
     """The identical evaluation that already succeeded (its row verifies, where rows are signed),
     unless --force. name: team/dataset[/arch]."""
     root = opts.project
     previous = None if opts.force else results.find_ok(root, key, signing.load_key(root))
-    if previous is None:
+    if previous is None or _clock_deviation(previous):
         return None
     message = (f"{name}: identical submission and protocol already evaluated on "
                f"{previous.timestamp} ({previous.acc_mean} %); skipped, use --force to re-evaluate")

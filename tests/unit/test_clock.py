@@ -142,3 +142,23 @@ def replace_series(s, **kw):
         out[k] = v
     return out
 
+
+
+def test_a_disturbed_clock_never_stands_for_the_evaluation_and_a_mismatch_is_a_deviation():
+    from benchmark.results import Result, Status
+    from benchmark.scoring import _clock_deviation
+
+    def r(nonstandard):
+        return Result(team="t", method="m", track="generative", dataset="digits", status=Status.OK, nonstandard=nonstandard)
+
+    assert _clock_deviation(r("clock=unstable")) and _clock_deviation(r("runs=1 clock=clamped"))
+    assert _clock_deviation(r("clock=mismatch")) and not _clock_deviation(r("runs=1 epochs=2"))
+    assert Options(load_protocol()).deviations(None, "digits", "mismatch") == ("clock=mismatch",)
+
+
+def test_the_calibration_gets_the_generators_environment_not_thread_caps(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's ranks have it; their generators do not
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
+    env = clock.calibration_env()
+    assert "OMP_NUM_THREADS" not in env and env["GOMP_SPINCOUNT"] == "10000"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(64 << 20)

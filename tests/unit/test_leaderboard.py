@@ -182,3 +182,7 @@ def test_curve_points_are_charted_never_ranked_and_the_clock_is_shown(root):
     assert (root / "leaderboard" / "grids" / "gen-digits-anytime.svg").read_text().count("<circle") == 3
     alone = write(root, row("fast", "digits", 75.0, **{**gen, "generation_id": "g2", "gen_seconds": 3.0}, anytime=1.0))
     assert "| fast | digits | 4%: 75.00, IPC 10 |" in alone  # done at 3 s of the 75 it got: the main row alone
+    forged = write(root, row("evil", "x) <img src=x>", 75.0, **gen, anytime=1.0),
+                   row("gen", "digits", 0.0, status=Status.FAILED, **{**gen, "anytime": 0.75}))
+    assert "<img" not in forged.split("## Anytime curves")[1].split("##")[0]  # an unknown dataset: no chart
+    assert "| gen | digits | failed" not in forged  # a curve point is not the team's latest attempt
