@@ -173,10 +173,9 @@ class Budget:
     # (the target is a device of another kind: a CPU target, a GPU generator), "wall" (--budget)
 
 
-def effective_budget(budget: float, target: float | None, measured: float | None,
-                     limits: tuple[float, float]) -> Budget:
+def effective_budget(budget: float, target: float | None, measured: float, limits: tuple[float, float]) -> Budget:
     """budget x target / measured, the factor kept within `limits`; unscaled without a target."""
-    if target is None or measured is None:
+    if target is None:
         return Budget(budget, 1.0, "unscaled")
     scale = target / measured
     kept = min(max(scale, limits[0]), limits[1])
@@ -310,9 +309,9 @@ def contention(before: Score, after: Score, foreign: float | None, foreign_befor
     """Why a generation's clock was unstable: the score moved, or the share of the CPUs other
     processes used changed between the measurement before and the generation (a steady load is
     in the score, and so in the budget; a load that came or went during the generation is not)."""
-    reasons = []
-    if moved(before.value, after.value) > tolerance:
-        reasons.append(f"the device score moved by {moved(before.value, after.value):.0%} "
+    reasons, change = [], moved(before.value, after.value)
+    if change > tolerance:
+        reasons.append(f"the device score moved by {change:.0%} "
                        f"({before.value:.1f} before, {after.value:.1f} after)")
     if foreign is not None and foreign_before is not None and abs(foreign - foreign_before) > max_foreign:
         reasons.append(f"other processes used {foreign:.0%} of the CPUs during the generation and "

@@ -84,7 +84,7 @@ class Generation:
     def crashed(self) -> bool:
         return not self.timed_out and self.returncode not in (0, None)
 
-    def problem(self, budget: float, limits: sandbox.Limits) -> tuple[Status, str] | None:
+    def problem(self, limits: sandbox.Limits) -> tuple[Status, str] | None:
         """Why this generation cannot be scored (a status and a reason), or None."""
         if self.memory_exceeded:
             return Status.FAILED, (f"killed: the generator's processes used more than the memory cap of "
@@ -100,7 +100,7 @@ class Generation:
                                     f"write every shard as a file of its own, e.g. with genkit.ShardWriter")
         if not self.shards:
             if self.timed_out:
-                return Status.TIMEOUT, f"no shard completed within the {budget:g} s budget"
+                return Status.TIMEOUT, f"no shard completed within the {self.budget:g} s budget"
             return Status.FAILED, "the generator exited without completing a shard (shard-00000.safetensors, ... in --out)"
         return None
 
@@ -304,7 +304,7 @@ def _generate_in(folder: Path, sub: Submission, ds: Dataset, settings: Settings,
             os.chown(out, sandbox.SANDBOX_UID, sandbox.SANDBOX_UID)
         staging = folder / "stage" if settings.sandboxed and root else None
         gen = _watch(_Run(sub, ds, settings, entry, sandbox.plan_mounts(sub.folder, out, bench, staging), mounted))
-        if consume is not None and gen.problem(settings.budget, settings.limits) is None:
+        if consume is not None and gen.problem(settings.limits) is None:
             try:
                 gen = replace(gen, collected=consume(gen))  # read in place: nothing is copied
             except SubmissionError as exc:  # a shard breaks the rules

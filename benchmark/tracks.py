@@ -129,8 +129,10 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     max_images = protocol.sandbox_limits.max_output_bytes // per_image
 
     def consume(gen: generation.Generation) -> tuple:
+        """The image set, and the curve's points: (fraction, images) of each new set that has any."""
         images = shards.collect(gen.shards, ds, protocol.max_ipc, max_images)
-        return images, tuple(_point(gen, f, ds, protocol.max_ipc, max_images) for f in _new_sets(gen, curve))
+        points = ((f, _point(gen, f, ds, protocol.max_ipc, max_images)) for f in _new_sets(gen, curve))
+        return images, tuple((f, p) for f, p in points if p is not None)
 
     try:
         with generation.device_lock(opts.device, f"{sub.team}/{dataset}"):
@@ -141,11 +143,10 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     except SubmissionError as exc:  # entrypoint missing, files the sandbox cannot read
         return Rejection(fields, Status.INVALID, str(exc))
     fields.update(_clock_fields(opts, gen, dataset))
-    problem = gen.problem(gen.budget, protocol.sandbox_limits)
+    problem = gen.problem(protocol.sandbox_limits)
     if problem is not None:
         return Rejection(fields, *problem)
     images, points = gen.collected
-    fractions = _new_sets(gen, curve)
     if gen.timed_out:
         info(f"{sub.team}/{dataset}: stopped at the deadline; scoring the {len(gen.shards)} shards completed before it")
     if images.dropped:
@@ -156,7 +157,7 @@ def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -
     return replace(job, points=tuple(_generated_job(ds, {**fields, "anytime": f, "gen_seconds": f * gen.budget,
                                                          "images_generated": p.generated, "images_dropped": p.dropped},
                                                     p, protocol)
-                                     for f, p in zip(fractions, points) if p is not None))
+                                     for f, p in points))
 
 
 def _generated_job(ds, fields: dict, images: shards.GeneratedSet, protocol) -> Job:
