@@ -5,7 +5,7 @@ import shutil
 import pytest
 from conftest import add_generator
 
-from benchmark import cgroups, tracks
+from benchmark import cgroups, clock, tracks
 from benchmark.options import Options, Overrides
 from benchmark.protocol import load_protocol
 from evaluator.ipc_epochs import IpcEpochTable
@@ -29,6 +29,9 @@ def test_generation_values_reach_the_generator_and_the_sandbox(project, monkeypa
     caps = []
     real_cgroups = cgroups.Cgroups
     monkeypatch.setattr(cgroups, "Cgroups", lambda limits: caps.append(limits) or real_cgroups(limits))
+    measured = []
+    real_measure = clock.measure_fresh
+    monkeypatch.setattr(clock, "measure_fresh", lambda *a: measured.append(real_measure(*a)) or measured[-1])
     add_generator(project, "gen", GENERATOR_CHECKS)
     p = dataclasses.replace(P, budgets={"digits": 6.0}, max_ipc=2, ipc_epochs=IpcEpochTable(rows=((1, 6),), cap=6),
                             clock=dataclasses.replace(P.clock, targets={}),  # no target device: unscaled
@@ -39,7 +42,9 @@ def test_generation_values_reach_the_generator_and_the_sandbox(project, monkeypa
     assert outcome.status == "ok", outcome.message
     assert (r.budget_seconds, r.ipc, r.images_dropped, r.epochs) == (6.0, 2, 10, 3)  # 1 x 6 image-steps / IPC 2
     assert 5.9 <= r.gen_seconds <= 6.05 and r.budget_effective == 6.0 and r.clock in ("unscaled", "unstable")
-    assert r.device_score > 0 and r.device_score_after > 0
+    # the row holds the kept generation's two measurements (the last two: a busy machine may run it twice)
+    assert (r.device_score, r.device_score_after) == (measured[-2].value, measured[-1].value)
+    assert len(measured) in (2, 4) and all(m.workload == "cpu" and m.resolution == 8 for m in measured)
     assert {(c.max_processes, c.max_memory_bytes) for c in caps} == {(77, 3 << 30)}
 
 

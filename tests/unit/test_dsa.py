@@ -96,15 +96,17 @@ def test_cutout_zeroes_one_square_clipped_at_border(size, side):
     assert dsa.cutout_side(size, P) == side
     out = dsa.cutout(torch.ones(300, 3, size, size), P, gen())
     assert torch.all(out[:, 0] == out[:, 1])
-    full = 0
+    full, corners = 0, set()
     for img in out[:, 0]:
         rows = (img == 0).any(dim=1).nonzero().flatten()
         cols = (img == 0).any(dim=0).nonzero().flatten()
         assert len(rows) <= side and len(cols) <= side and len(rows) > 0
         assert int((img == 0).sum()) == len(rows) * len(cols)  # a (clipped) rectangle
-        assert rows.max() - rows.min() + 1 == len(rows)
+        assert rows.max() - rows.min() + 1 == len(rows) and cols.max() - cols.min() + 1 == len(cols)
         full += len(rows) == side and len(cols) == side
+        corners.add((int(rows.min()), int(cols.min())))
     assert full > 0  # unclipped squares have exactly the documented side
+    assert len(corners) > size // 2  # placed per image, not one square for the batch
 
 
 def test_flip_is_per_image_with_probability_half():
