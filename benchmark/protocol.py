@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -100,6 +100,7 @@ class Protocol:
     leakage: LeakParams | None = None  # the leakage check (from version 3; None: not checked)
     max_float_excursion: float = float("inf")  # float images may leave [0, 1] pixels by this much (version 3)
     clock: ClockRules | None = None  # the calibrated clock (version 5; None: plain wall time, no curve)
+    data_digests: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # dataset -> sha256 of its splits (version 6)
 
     def target(self, dataset: str) -> Target | None:
         """The device the dataset's budget is meant for (None: the budget is unscaled wall time)."""
@@ -292,6 +293,7 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
         max_float_excursion=r.number("integrity.max_float_excursion") if _has(r, "integrity") else float("inf"),
         normalization=MappingProxyType(_normalization(r)),
         clock=_clock(r),
+        data_digests=MappingProxyType(_data_digests(r)),
         **_architectures(r),
     )
 
@@ -374,6 +376,20 @@ def _normalization(r: _Reader) -> dict[str, Stats]:
             raise UsageError(f"{r.where}: key '{key}': mean and std must be three numbers each (R, G, B), "
                              f"the mean from 0 to 1, the std from 0.001 to 1")
         out[dataset] = (tuple(map(float, mean)), tuple(map(float, std)))
+    return out
+
+
+def _data_digests(r: _Reader) -> dict[str, str]:
+    """data.<dataset>: the sha256 of the splits a dataset built on the machine must have (version 6)."""
+    if not _has(r, "data"):
+        return {}
+    out = {}
+    for dataset, digest in r.get("data", dict).items():
+        if dataset not in REGISTRY or not isinstance(digest, str) or len(digest) != 64 \
+                or any(ch not in "0123456789abcdef" for ch in digest):
+            raise UsageError(f"{r.where}: key 'data.{plain(str(dataset), 40)}': a known dataset and the 64 hex digits "
+                             f"of its sha256 (bench data info NAME prints it)")
+        out[dataset] = digest
     return out
 
 

@@ -101,6 +101,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for key in ("train_source", "test_source", "source"):
         if key in d.meta:
             info(f"{key.replace('_', ' ')}: {d.meta[key]}")
+    if d.train_images is not None:
+        info(f"sha256 of the splits (a protocol's data.{i.name}): {ds.data_digest(d)}")
     shown = ", ".join(f"{k}:{c}" for k, c in enumerate(d.classes[:12]))
     info(f"classes: {shown}{', …' if len(d.classes) > 12 else ''}")
     return 0

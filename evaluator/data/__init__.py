@@ -4,8 +4,9 @@
     ds = load_dataset("cifar100", Path("datasets"))      # test split (and train if prepared)
     x = ds.normalize(ds.test_images)                      # model input
 
-`digits` is embedded (scikit-learn); the others are read from their original archives by
-`prepare_dataset` (which downloads them, md5-verified, when no source is given).
+`digits` is embedded (scikit-learn); `photodigits` is built from scikit-learn's data into the
+cache on first use; the others are read from their original archives by `prepare_dataset`
+(which downloads them, md5-verified, when no source is given).
 """
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ def load_dataset(name: str, data_dir: Path, need_train: bool = False) -> Dataset
         tr_x, tr_y, te_x, te_y = load_digits_splits()
         return Dataset(info, CLASSES, te_x, te_y, tr_x, tr_y, {"source": "scikit-learn load_digits"})
     where = cache_dir(data_dir, name)
+    if info.built and not (where / "test.safetensors").is_file():
+        build_dataset(name, data_dir)
     test = _cache.read_split(where, "test")
     train = _cache.read_split(where, "train")
     if test is None or (need_train and train is None):
@@ -98,6 +101,10 @@ def prepare_dataset(name: str, data_dir: Path, source: Path | None = None) -> st
     info = get_info(name)
     if info.embedded:
         return f"{name}: embedded (scikit-learn), nothing to prepare"
+    if info.built:
+        if source is not None:
+            raise DatasetError(f"{name} is built from scikit-learn's data, not read from an archive; drop --from")
+        return build_dataset(name, data_dir)
     if source is None:
         from ._sources import download
 
@@ -127,6 +134,29 @@ def prepare_dataset(name: str, data_dir: Path, source: Path | None = None) -> st
         meta["wnids"] = list(parts["wnids"])
     _cache.write_meta(where, meta)
     return f"{name}: prepared {len(parts['train'][1])} train and {len(parts['test'][1])} test images into {where}"
+
+
+def build_dataset(name: str, data_dir: Path) -> str:
+    """Build a dataset made from installed packages (`photodigits`) into its cache."""
+    from ._photodigits import CLASSES, build_splits
+
+    where = cache_dir(data_dir, name)
+    splits = build_splits()
+    for split, (images, labels) in splits.items():
+        _check_split(Path(f"<{name} builder>"), get_info(name), images, labels, split)
+        _cache.write_split(where, split, images, labels)
+    _cache.write_meta(where, {"name": name, "classes": list(CLASSES), "source": "built from scikit-learn "
+                              "load_digits and load_sample_images (evaluator/data/_photodigits.py)",
+                              "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return (f"{name}: built {len(splits['train'][1])} train and {len(splits['test'][1])} test images "
+            f"into {where}")
+
+
+def data_digest(ds: Dataset) -> str:
+    """sha256 of the training and test splits (images and labels), as protocols record it."""
+    if ds.train_images is None:
+        raise DatasetError(f"{ds.info.name}: the training split is not prepared; prepare the dataset again")
+    return tensor_digest(ds.train_images, ds.train_labels, ds.test_images, ds.test_labels)
 
 
 def _read_archive(name: str, source: Path) -> dict:
