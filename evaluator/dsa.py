@@ -8,6 +8,8 @@ the host (`choose_op`) from a CPU generator: that costs no device round trip eit
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import torch
@@ -26,12 +28,31 @@ def cutout_side(size: int, p: DsaParams) -> int:
     return int(size * p.cutout + 0.5)
 
 
+_SHARED = contextvars.ContextVar("dsa_shared", default=False)
+
+
+@contextlib.contextmanager
+def shared_parameters():
+    """DSA's Siamese mode, for distillation (never for evaluation): within this block an operation
+    draws ONE set of parameters for the whole batch, so two batches augmented from generators with
+    the same seed get the same transformation (Zhao & Bilen, ICML 2021)."""
+    token = _SHARED.set(True)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _draws(x: Tensor) -> int:
+    return 1 if _SHARED.get() else x.shape[0]
+
+
 def _uniform(x: Tensor, gen: torch.Generator | None, *shape: int) -> Tensor:
-    return torch.rand(x.shape[0], *shape, generator=gen, device=x.device, dtype=torch.float32)
+    return torch.rand(_draws(x), *shape, generator=gen, device=x.device, dtype=torch.float32)
 
 
 def _randint(x: Tensor, gen: torch.Generator | None, low: int, high: int) -> Tensor:
-    return torch.randint(low, high, (x.shape[0],), generator=gen, device=x.device)
+    return torch.randint(low, high, (_draws(x),), generator=gen, device=x.device)
 
 
 def brightness(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
@@ -86,7 +107,8 @@ def flip(x: Tensor, p: DsaParams, gen: torch.Generator | None = None) -> Tensor:
 
 
 def _affine(x: Tensor, theta: Tensor) -> Tensor:
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    theta = theta.to(x.dtype).expand(x.shape[0], 2, 3)  # one theta for all in shared mode
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

@@ -50,3 +50,20 @@ def test_export_names_a_safetensors_file(project, capsys):
     assert "export is a .safetensors file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["data", "export", "digits", "--split", "test"])  # test images are not handed out
+
+
+def test_distill_writes_a_submission_file_that_validates(project, capsys, tmp_path):
+    """bench distill: a classic method's set, written where a submission folder wants it, evaluates
+    like any team's (here: herding after one training epoch, on photodigits, built on first use)."""
+    team = project / "submissions" / "herd"
+    assert main(["distill", "herding", "--dataset", "photodigits", "--out", str(team), "--root", str(project)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    team.mkdir(parents=True)
+    assert main(["distill", "herding", "--dataset", "photodigits", "--out", str(team), "--iterations", "1",
+                 "--root", str(project)]) == 0
+    (team / "submission.yaml").write_text("team: herd\nmethod: herding\ntrack: fixed-ipc\ndatasets: [photodigits]\n")
+    capsys.readouterr()
+    assert main(["validate", "herd", "--root", str(project)]) == 0, capsys.readouterr()
+    assert main(["distill", "dm", "--dataset", "photodigits", "--out", str(team), "--ipc", "400",
+                 "--root", str(project)]) == 2
+    assert "has only" in capsys.readouterr().err

@@ -1,0 +1,84 @@
+"""What the classic methods share: the training split as network input, the synthetic set
+initialised from real images, the evaluation network and its features, and the output file."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from evaluator import archs, dsa
+from evaluator.atomic import atomic_write
+from evaluator.normalize import to_uint8
+from evaluator.recipe import DsaParams
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset's training split as the evaluation network sees it."""
+    dataset: str
+    images: Tensor  # normalised float N x 3 x R x R
+    labels: Tensor  # int64 N
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    augmentation: DsaParams
+    arch: str
+
+    @property
+    def resolution(self) -> int:
+        return self.images.shape[-1]
+
+    def members(self, c: int) -> Tensor:
+        return torch.nonzero(self.labels == c).flatten()
+
+    def real_batch(self, c: int, n: int, gen: torch.Generator) -> Tensor:
+        """Up to n random training images of class c (DC/DM's get_images)."""
+        idx = self.members(c)
+        return self.images[idx[torch.randperm(len(idx), generator=gen)[:n]]]
+
+    def network(self, seed: int) -> nn.Module:
+        """A freshly initialised evaluation network (seeded)."""
+        return archs.seeded(self.arch, self.num_classes, self.resolution, seed)
+
+
+def initial_set(src: Source, ipc: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """ipc random real images per class (class-ordered), the usual initialisation of DC, DSA and DM."""
+    picks = [src.members(c)[torch.randperm(len(src.members(c)), generator=gen)[:ipc]] for c in range(src.num_classes)]
+    idx = torch.cat(picks)
+    return src.images[idx].clone(), src.labels[idx].clone()
+
+
+def features(net: nn.Module, x: Tensor) -> Tensor:
+    """The ConvNet's embedding: everything but the final classifier."""
+    return net[:-1](x)
+
+
+def siamese(batches: list[Tensor], p: DsaParams, host: torch.Generator) -> list[Tensor]:
+    """The same DSA operation with the same parameters on every batch (DSA's Siamese mode)."""
+    op, seed = dsa.choose_op(p, host), int(torch.randint(2**31 - 1, (1,), generator=host))
+    with dsa.shared_parameters():
+        return [dsa.augment(b, op, p, torch.Generator().manual_seed(seed)) for b in batches]
+
+
+def step(opt: torch.optim.Optimizer, loss: Tensor) -> None:
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def report(log, name: str, it: int, iterations: int, loss: Tensor, classes: int) -> None:
+    """A progress line about ten times per run."""
+    if it % max(1, iterations // 10) == 0 or it == iterations - 1:
+        log(f"{name}: iteration {it + 1}/{iterations}, loss {loss.item() / classes:.4f} per class")
+
+
+def save(src: Source, images: Tensor, labels: Tensor, out_dir: Path, meta: dict[str, str]) -> Path:
+    """Write <out_dir>/<dataset>.safetensors: uint8 pixels (what the harness evaluates), int64 labels."""
+    pixels = to_uint8(images.detach(), src.mean, src.std)
+    path = Path(out_dir) / f"{src.dataset}.safetensors"
+    tensors = {"images": pixels.contiguous(), "labels": labels.to(torch.int64).contiguous()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    return path
