@@ -92,7 +92,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     info(f"{i.name}: {i.title}, {i.num_classes} classes, {i.resolution}x{i.resolution} px"
          f"{', challenge dataset' if i.challenge else ''}")
     info(f"normalisation: mean {i.mean}, std {i.std}")
-    if not (st["train"] or st["test"]):
+    if not (st["train"] or st["test"] or i.built):  # a built dataset is built by load_dataset
         info(f"not prepared: {ds.missing_message(args.name)}")
         return 0
     d = ds.load_dataset(args.name, data_dir)

@@ -3,7 +3,9 @@
 Every iteration samples a freshly initialised ConvNet; for every class the synthetic images are
 moved so that their mean embedding matches that of a batch of real images of the class, both
 batches under the same DSA augmentation. Settings as the authors' code: real batch 256, images
-learnt by SGD with learning rate 1 and momentum 0.5, initialised from real images."""
+learnt by SGD with momentum 0.5, initialised from real images; the learning rate, 1 for 32x32
+images there, is scaled by (32 / resolution)^2 (16 at 8 px): the embedding has 128 x (R/8)^2
+numbers, so at 8 px the loss, a sum over them, and its gradients are about 16 times smaller."""
 from __future__ import annotations
 
 import torch
@@ -12,11 +14,12 @@ from torch import Tensor
 from .common import Source, features, initial_set, report, siamese, step
 
 
-def distill(src: Source, ipc: int, seed: int, iterations: int = 1000, lr: float = 1.0,
+def distill(src: Source, ipc: int, seed: int, iterations: int = 1000, lr: float | None = None,
             batch_real: int = 256, log=print) -> tuple[Tensor, Tensor]:
     gen, host = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     syn, labels = initial_set(src, ipc, gen)
     syn.requires_grad_(True)
+    lr = (32 / src.resolution) ** 2 if lr is None else lr
     opt = torch.optim.SGD([syn], lr=lr, momentum=0.5)
     for it in range(iterations):
         net = src.network(seed * 1_000_003 + it)

@@ -62,3 +62,26 @@ def test_herding_selects_training_images_of_each_class():
     for img, lab in zip(images, labels):
         members = src.images[src.labels == lab]
         assert (members - img).abs().flatten(1).sum(1).min() == 0
+
+
+@pytest.mark.parametrize("team", ["herding_ipc10", "dm_ipc10", "dsa_ipc10"])
+def test_each_shipped_method_file_was_made_by_its_script(team):
+    """The folder's distill.sh names the method, seed and iterations its file's metadata records."""
+    import shlex
+
+    from safetensors import safe_open
+    from conftest import ROOT
+
+    folder = ROOT / "submissions" / team
+    command = shlex.split(next(line for line in (folder / "distill.sh").read_text().splitlines()
+                               if line.startswith("exec bench distill")))
+    with safe_open(str(folder / "photodigits.safetensors"), "pt") as f:
+        meta = f.metadata()
+        labels = f.get_tensor("labels")
+    assert command[3] == meta["method"] == team.split("_")[0] and meta["dataset"] == "photodigits"
+    assert command[command.index("--seed") + 1] == meta["seed"] and meta["ipc"] == "10"
+    iterations = command[command.index("--iterations") + 1] if "--iterations" in command else None
+    expected = "'defaults'" if iterations is None else repr({"epochs" if team.startswith("herding") else "iterations":
+                                                             int(iterations)})
+    assert meta["settings"] == expected
+    assert torch.bincount(labels).tolist() == [10] * 10
