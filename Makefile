@@ -33,30 +33,27 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
 
-# The main job on photodigits (built from scikit-learn on first use), full protocol, CPU: every
-# shipped submission, the reference rows, then the leaderboard. Already-evaluated entries are skipped.
-demo: install
-	$(BIN)/bench run --track fixed-ipc --dataset photodigits
-	$(BIN)/bench run --track generative --dataset photodigits
-	$(BIN)/bench baseline random --dataset photodigits
-	$(BIN)/bench baseline full --dataset photodigits
+# $(call demo_on,DATASET,EXTRA): every shipped submission of both tracks, the reference rows, then
+# the leaderboard, full protocol, CPU. Already-evaluated entries are skipped.
+define demo_on
+	$(BIN)/bench run --track fixed-ipc --dataset $(1) $(2)
+	$(BIN)/bench run --track generative --dataset $(1) $(2)
+	$(BIN)/bench baseline random --dataset $(1) $(2)
+	$(BIN)/bench baseline full --dataset $(1) $(2)
 	$(BIN)/bench leaderboard
+endef
+
+# The main job, on photodigits (built from scikit-learn on first use).
+demo: install
+	$(call demo_on,photodigits)
 
 # The same on the embedded digits, the quick smoke set (its anytime curves included).
 demo-digits: install
-	$(BIN)/bench run --track fixed-ipc --dataset digits
-	$(BIN)/bench run --track generative --dataset digits
-	$(BIN)/bench baseline random --dataset digits
-	$(BIN)/bench baseline full --dataset digits
-	$(BIN)/bench leaderboard
+	$(call demo_on,digits)
 
 # Every network of the cross-architecture set on the same digits images (long on a CPU: see README).
 demo-cross: install
-	$(BIN)/bench run --track fixed-ipc --dataset digits --arch cross
-	$(BIN)/bench run --track generative --dataset digits --arch cross
-	$(BIN)/bench baseline random --dataset digits --arch cross
-	$(BIN)/bench baseline full --dataset digits --arch cross
-	$(BIN)/bench leaderboard
+	$(call demo_on,digits,--arch cross)
 
 submit: install
 	@test -n "$(TEAM)" || { echo "usage: make submit TEAM=<folder under submissions/>"; exit 2; }
