@@ -71,7 +71,7 @@ def test_mel_at_the_full_budget_gets_the_ipc_and_the_epochs_of_the_table(project
 
     shutil.copytree(SHIPPED / "mel", project / "submissions" / "mel")
     opts = Options(protocol=load_protocol(), overrides=Overrides(runs=1, epochs=20), root=project, wait=0, anytime=False)
-    [task] = tracks.submission_tasks(opts, "mel")
+    [task] = tracks.submission_tasks(opts, "mel", ["digits"])
     job = task.prepare()
     assert (job.ipc, job.protocol_epochs) == (50, 200) and job.fields["budget_seconds"] == 60
     assert job.fields["gen_seconds"] < job.fields["budget_effective"] and job.fields["images_generated"] >= 500

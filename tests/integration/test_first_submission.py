@@ -64,6 +64,6 @@ def test_distill_writes_a_submission_file_that_validates(project, capsys, tmp_pa
     (team / "submission.yaml").write_text("team: herd\nmethod: herding\ntrack: fixed-ipc\ndatasets: [photodigits]\n")
     capsys.readouterr()
     assert main(["validate", "herd", "--root", str(project)]) == 0, capsys.readouterr()
-    assert main(["distill", "dm", "--dataset", "photodigits", "--out", str(team), "--ipc", "400",
+    assert main(["distill", "dm", "--dataset", "photodigits", "--out", str(team), "--ipc", "5000",
                  "--root", str(project)]) == 2
     assert "has only" in capsys.readouterr().err
