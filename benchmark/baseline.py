@@ -21,14 +21,18 @@ from .tracks import Task
 EXAMPLE_TEAM = "random_ipc10"
 
 
+def random_indices(labels: torch.Tensor, num_classes: int, ipc: int, gen: torch.Generator) -> torch.Tensor:
+    """Indices of `ipc` random examples of every class (class-ordered), drawn from `gen`."""
+    picks = []
+    for c in range(num_classes):
+        members = torch.nonzero(labels == c).flatten()
+        picks.append(members[torch.randperm(len(members), generator=gen)[:ipc]])
+    return torch.cat(picks)
+
+
 def random_selection(ds: Dataset, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`ipc` random training images of every class (class-ordered), from a seeded generator."""
-    g = torch.Generator().manual_seed(seed)
-    picks = []
-    for c in range(ds.info.num_classes):
-        members = torch.nonzero(ds.train_labels == c).flatten()
-        picks.append(members[torch.randperm(len(members), generator=g)[:ipc]])
-    idx = torch.cat(picks)
+    idx = random_indices(ds.train_labels, ds.info.num_classes, ipc, torch.Generator().manual_seed(seed))
     return ds.train_images[idx].contiguous(), ds.train_labels[idx].contiguous()
 
 

@@ -213,9 +213,10 @@ class Options:
 
         ds = load_dataset(name, self.data_dir, need_train=need_train)
         expected = self.protocol.data_digests.get(name)
-        if expected is not None and data_digest(ds) != expected:
+        actual = data_digest(ds) if expected is not None else None
+        if actual != expected:
             raise DatasetError(f"{name}: the data built here differ from protocol {self.protocol.label}'s (sha256 "
-                               f"{data_digest(ds)[:12]}, expected {expected[:12]}); delete datasets/cache/{name} and "
+                               f"{actual[:12]}, expected {expected[:12]}); delete datasets/cache/{name} and "
                                f"run again, else this scikit-learn/Pillow decodes its data differently: report it")
         mean, std = self.protocol.stats(name)
         return replace(ds, info=replace(ds.info, mean=mean, std=std))

@@ -31,24 +31,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_distill(args: argparse.Namespace) -> int:
     import torch
 
-    from evaluator.data import load_dataset
-    from evaluator.normalize import normalize
-
     from ..errors import UsageError
     from ..methods import common
+    from ..options import Options
     from ..protocol import load_protocol
 
     protocol = load_protocol()
-    ipc = args.ipc or protocol.fixed_ipc
+    ipc = protocol.fixed_ipc if args.ipc is None else args.ipc
     if ipc < 1 or (args.iterations is not None and args.iterations < 1):
         raise UsageError("--ipc and --iterations must be positive integers")
     if not args.out.is_dir():
         raise UsageError(f"--out {args.out}: not a folder; create the submission folder first (mkdir -p {args.out})")
-    data_dir = project_root(args) / "datasets"
-    ds = load_dataset(args.dataset, data_dir, need_train=True)
-    mean, std = protocol.stats(args.dataset)
-    src = common.Source(args.dataset, normalize(ds.train_images, mean, std), ds.train_labels, ds.info.num_classes,
-                        mean, std, protocol.recipe.augmentation, protocol.challenge_arch)
+    ds = Options(protocol, root=project_root(args)).dataset(args.dataset, need_train=True)  # the protocol's data
+    src = common.Source(args.dataset, ds.normalize(ds.train_images), ds.train_labels, ds.info.num_classes,
+                        ds.info.mean, ds.info.std, protocol.recipe.augmentation, protocol.challenge_arch)
     short = int(torch.bincount(src.labels, minlength=src.num_classes).min())
     if ipc > short:
         raise UsageError(f"--ipc {ipc}: a class of {args.dataset} has only {short} training images")

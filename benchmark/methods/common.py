@@ -14,6 +14,8 @@ from evaluator.atomic import atomic_write
 from evaluator.normalize import to_uint8
 from evaluator.recipe import DsaParams
 
+from ..baseline import random_indices
+
 
 @dataclass(frozen=True)
 class Source:
@@ -45,9 +47,9 @@ class Source:
 
 
 def initial_set(src: Source, ipc: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """ipc random real images per class (class-ordered), the usual initialisation of DC, DSA and DM."""
-    picks = [src.members(c)[torch.randperm(len(src.members(c)), generator=gen)[:ipc]] for c in range(src.num_classes)]
-    idx = torch.cat(picks)
+    """ipc random real images per class (class-ordered), the usual initialisation of DC, DSA and DM:
+    the random baseline's draw (`random_indices`)."""
+    idx = random_indices(src.labels, src.num_classes, ipc, gen)
     return src.images[idx].clone(), src.labels[idx].clone()
 
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from benchmark.cli import main
 from benchmark.options import Options
 from benchmark.protocol import load_protocol
 from evaluator import data
@@ -59,5 +60,7 @@ def test_data_other_than_the_protocol_digest_are_refused(project):
     _cache.write_split(data.cache_dir(project / "datasets", "photodigits"), "train", images, ds.train_labels)
     with pytest.raises(DatasetError, match="differ from protocol 6"):
         opts.dataset("photodigits")
+    (project / "submissions").mkdir(exist_ok=True)  # bench distill reads the data the same way: refused too
+    assert main(["distill", "herding", "--out", str(project / "submissions"), "--root", str(project)]) == 2
     other = replace(load_protocol(), data_digests={})
     assert Options(other, root=project).dataset("photodigits").train_images[0, 0, 0, 0] == images[0, 0, 0, 0]
