@@ -100,7 +100,8 @@ def test_cutout_zeroes_one_square_clipped_at_border(size, side):
     for img in out[:, 0]:
         rows = (img == 0).any(dim=1).nonzero().flatten()
         cols = (img == 0).any(dim=0).nonzero().flatten()
-        assert len(rows) <= side and len(cols) <= side and len(rows) > 0
+        # clipped at the border, a square keeps at least half its side (its centre lies inside)
+        assert side // 2 <= len(rows) <= side and side // 2 <= len(cols) <= side and len(rows) > 0
         assert int((img == 0).sum()) == len(rows) * len(cols)  # a (clipped) rectangle
         assert rows.max() - rows.min() + 1 == len(rows) and cols.max() - cols.min() + 1 == len(cols)
         full += len(rows) == side and len(cols) == side
