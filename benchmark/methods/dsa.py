@@ -38,7 +38,7 @@ def distill(src: Source, ipc: int, seed: int, iterations: int = 100, outer_loop:
     gen, host = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     syn, labels = initial_set(src, ipc, gen)
     syn.requires_grad_(True)
-    lr_img = 0.1 * (32 / src.resolution) ** -2 if lr_img is None else lr_img
+    lr_img = 0.1 * (src.resolution / 32) ** 2 if lr_img is None else lr_img
     opt_img = torch.optim.SGD([syn], lr=lr_img, momentum=0.5)
     for it in range(iterations):
         net = src.network(seed * 1_000_003 + it)

@@ -1,4 +1,4 @@
-"""`photodigits`: scikit-learn's 8x8 digits drawn in colour over patches of photographs.
+"""`photodigits`: scikit-learn's 8x8 digits blended into patches of photographs, in colour.
 
 Built on the machine, in a few seconds, from two things scikit-learn installs: the 1,797
 handwritten digits (`load_digits`) and its two sample photographs (`load_sample_images`: a
@@ -17,7 +17,7 @@ Construction (all randomness from one numpy PCG64 generator seeded with SEED, in
 
 Decoding the JPEG photographs is Pillow's work, and the arithmetic is numpy float64: a different
 Pillow or numpy could, in principle, give other bytes. The protocol records the digest of the
-result (`datasets.photodigits.sha256`) and the harness refuses data that does not match it.
+result (`data.photodigits`) and the harness refuses data that does not match it.
 """
 from __future__ import annotations
 

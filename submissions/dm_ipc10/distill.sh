@@ -1,6 +1,7 @@
 #!/bin/sh
 # Regenerates photodigits.safetensors in this folder, as shipped: bench distill, seed 0.
-# Bit for bit on the machine and torch version that made it (its metadata names them).
+# The same images and labels, bit for bit, on the machine and torch version that made it
+# (its metadata names them).
 set -e
 cd "$(dirname "$0")"
 exec bench distill dm --dataset photodigits --seed 0 --out .

@@ -143,7 +143,6 @@ def replace_series(s, **kw):
     return out
 
 
-
 def test_a_disturbed_clock_never_stands_for_the_evaluation_and_a_mismatch_is_a_deviation():
     from benchmark.results import Result, Status
     from benchmark.scoring import _clock_deviation
