@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TEAM   ?=
 TRACK  ?= fixed-ipc
 
-.PHONY: install bwrap test test-fast demo demo-digits demo-cross submit run leaderboard bench clean
+.PHONY: install bwrap test test-fast demo demo-digits demo-cross demo-soft submit run leaderboard bench clean
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ demo-digits: install
 # Every network of the cross-architecture set on the same digits images (long on a CPU: see README).
 demo-cross: install
 	$(call demo_on,digits,--arch cross)
+
+# The soft-label division on photodigits: the harness's teacher (trained once, about 3 min on
+# 2 cores), the shipped stored and online submissions, their hard-label twins, the references.
+demo-soft: install
+	$(BIN)/bench run --track soft-label --dataset photodigits
+	$(BIN)/bench leaderboard
 
 submit: install
 	@test -n "$(TEAM)" || { echo "usage: make submit TEAM=<folder under submissions/>"; exit 2; }

@@ -13,7 +13,9 @@ from evaluator.atomic import atomic_write
 from evaluator.data import Dataset, tensor_digest
 
 from .console import info
+from .errors import UsageError
 from .options import Options
+from .results import FULL_TEAM, random_team
 from .scoring import Job, describe
 from .submission import SPEC_FILE
 from .tracks import Task
@@ -52,18 +54,24 @@ def write_example(opts: Options, dataset: str, images: torch.Tensor, labels: tor
         atomic_write(spec_path, lambda tmp: tmp.write_text(yaml.safe_dump(spec, sort_keys=False)))
 
 
-def job_random(opts: Options, dataset: str) -> Job:
-    """IPC random real images per class, selected with the first run's seed."""
+def job_random(opts: Options, dataset: str, ipc: int | None = None) -> Job:
+    """IPC random real images per class (default: the fixed-IPC track's), selected with the first
+    run's seed; epochs: the fixed-IPC track's at its IPC, else the IPC-epoch rule's."""
     protocol, seed = opts.protocol, opts.seeds[0]
+    ipc = protocol.fixed_ipc if ipc is None else ipc
+    epochs = protocol.fixed_epochs if ipc == protocol.fixed_ipc else protocol.ipc_epochs.epochs(ipc)
     ds = opts.dataset(dataset, need_train=True)
-    images, labels = random_selection(ds, protocol.fixed_ipc, seed)
-    if seed == protocol.seeds[0]:
+    short = int(torch.bincount(ds.train_labels, minlength=ds.info.num_classes).min())
+    if ipc > short:
+        raise UsageError(f"--ipc {ipc}: a class of {dataset} has only {short} training images (bench baseline full "
+                         f"is the whole set)")
+    images, labels = random_selection(ds, ipc, seed)
+    if seed == protocol.seeds[0] and ipc == protocol.fixed_ipc:
         write_example(opts, dataset, images, labels)
-    fields = describe(opts, protocol.fixed_epochs, team=f"Random {protocol.fixed_ipc} IPC",
-                      method=f"random real images (seed {seed})", track="reference", dataset=dataset,
-                      submission_sha256=tensor_digest(images, labels))
+    fields = describe(opts, epochs, team=random_team(ipc), method=f"random real images (seed {seed})",
+                      track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
     return Job(ds=ds, fields=fields, images=ds.normalize(images), labels=labels, preview=images,
-               ipc=protocol.fixed_ipc, protocol_epochs=protocol.fixed_epochs)
+               ipc=ipc, protocol_epochs=epochs)
 
 
 def job_full(opts: Options, dataset: str) -> Job:
@@ -72,14 +80,32 @@ def job_full(opts: Options, dataset: str) -> Job:
     images, labels = ds.train_images, ds.train_labels
     ipc = int(torch.bincount(labels, minlength=ds.info.num_classes).min())
     epochs = opts.protocol.ipc_epochs.epochs(ipc)
-    fields = describe(opts, epochs, team="Full dataset", method=f"all {len(labels)} training images",
+    fields = describe(opts, epochs, team=FULL_TEAM, method=f"all {len(labels)} training images",
                       track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
     return Job(ds=ds, fields=fields, images=ds.normalize(images), labels=labels, preview=images, ipc=ipc,
                protocol_epochs=epochs, leak_checked=False)  # the training set itself: nothing to check
 
 
-def baseline_tasks(opts: Options, kind: str, datasets: list[str]) -> list[Task]:
-    make = job_random if kind == "random" else job_full
-    team = f"Random {opts.protocol.fixed_ipc} IPC" if kind == "random" else "Full dataset"
+def baseline_tasks(opts: Options, kind: str, datasets: list[str], ipc: int | None = None) -> list[Task]:
+    """random: ipc random images per class (default the fixed-IPC track's); full: the training set."""
+    ipc = opts.protocol.fixed_ipc if ipc is None else ipc
+    if ipc < 1:
+        raise UsageError(f"--ipc {ipc}: give a positive number of images per class")
+    team = random_team(ipc) if kind == "random" else FULL_TEAM
+    make = (lambda d: job_random(opts, d, ipc)) if kind == "random" else (lambda d: job_full(opts, d))
     return [Task(f"{team}/{d}", dict(team=team, method="", track="reference", dataset=d, submission_sha256=""),
-                 lambda d=d: make(opts, d)) for d in datasets]
+                 lambda d=d: make(d)) for d in datasets]
+
+
+REFERENCED = ("fixed-ipc", "generative", "soft-label")  # tracks whose ranked rows are read against references
+
+
+def reference_tasks(opts: Options, results: list) -> list[Task]:
+    """The reference rows standard results are read against (improvement over random at the same
+    IPC, recovery of the full-data score), for the datasets and IPCs of those results; an
+    identical reference already recorded is skipped when its task runs."""
+    wanted = [r for r in results if r is not None and r.status.value == "ok" and r.standard
+              and r.track in REFERENCED and r.ipc and not (r.anytime is not None and r.anytime < 1)]
+    pairs = sorted({(r.dataset, r.ipc) for r in wanted})
+    tasks = [t for d, ipc in pairs for t in baseline_tasks(opts, "random", [d], ipc)]
+    return tasks + baseline_tasks(opts, "full", sorted({d for d, _ in pairs}))

@@ -3,9 +3,12 @@
 Ranked, per track: only standard rows of the current protocol version, and of each team only the
 evaluation of its current submission files (their content hash), the latest per dataset; never a
 row the leakage check flagged, nor (with an organiser's key) a row whose signature does not
-verify. Each score shows its run count, precision, sample std and 95 % confidence interval;
-neighbours whose difference is not significant are marked as tied; a generator's row shows its
-clock (seconds given, device scores). Apart and unranked: reference rows, generators' anytime
+verify. Each score shows its run count, precision, sample std and 95 % confidence interval, and
+how it reads against the reference rows (improvement over random images at its IPC, recovery of
+the full-data score, each with its interval); neighbours whose difference is not significant are
+marked as tied; a generator's row shows its clock (seconds given, device scores). The soft-label
+division is ranked in its own table, each row beside the hard-label score of the same images and
+what its labels cost. Apart and unranked: reference rows, generators' anytime
 curves (a chart each), flagged rows with their matched image pairs, unverified rows, non-standard
 rows and rows of older protocol versions, the latest rejections and failures, and the published
 ECCV 2024 results.
@@ -32,7 +35,8 @@ from .protocol import current_version, load_protocol
 from .tables import Table, dataset_order, estimate, frame, joined, latest, present, score_cell
 from .text import markdown_cell
 
-TRACK_TITLES = {"fixed-ipc": "Track 1: fixed IPC", "generative": "Track 2: generative"}
+TRACK_TITLES = {"fixed-ipc": "Track 1: fixed IPC", "generative": "Track 2: generative",
+                "soft-label": "Soft-label division (fixed IPC, ranked apart)"}
 PUBLISHED = Path(__file__).parent / "published_eccv2024.yaml"
 TIE = "="  # after a rank: not significantly different from the entry above
 
@@ -63,10 +67,10 @@ def _ranks(entries) -> list[str]:
     return out
 
 
-def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
+def _track_table(title: str, df: pd.DataFrame, generative: bool, refs: pd.DataFrame) -> Table:
     datasets = dataset_order(df["dataset"])
     challenge = any(d in CHALLENGE_DATASETS for d in datasets)
-    columns = ["#", "team", "method", *datasets, *(["overall"] if challenge else []), "runs", "precision",
+    columns = ["#", "team", "method", *datasets, *(["overall"] if challenge else []), *VERSUS, "runs", "precision",
                "IPC", "epochs", *(["gen time", "clock"] if generative else []), "class spread", "date", "device",
                "samples"]
     table = Table(title, columns, trusted=("samples",))
@@ -78,6 +82,7 @@ def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
         if challenge:
             ci = est.ci95
             cells.append(f"{est.mean:.2f}" + (f" ({est.mean - ci:.2f}–{est.mean + ci:.2f})" if ci else "") if key[0] else "—")
+        cells += versus_cells(used, refs, len(datasets) > 1)
         cells += [joined(used["runs"]), joined(used["precision"]), joined(used["ipc"]), joined(used["epochs"])]
         if generative:
             cells.append(joined(f"{s:.0f} s" for s in used["gen_seconds"] if present(s)))
@@ -89,7 +94,77 @@ def _track_table(title: str, df: pd.DataFrame, generative: bool) -> Table:
     table.note = ("Ranked by overall (mean over CIFAR-100 and Tiny-ImageNet) where a team entered both, else by "
                   "its mean over the datasets it entered. Scores: mean ± sample std over runs (95 % confidence "
                   f"interval of the mean). `{TIE}` after a rank: not significantly different from the entry above "
-                  "(Welch's t-test, 5 %), so the order between them is noise.")
+                  "(Welch's t-test, 5 %), so the order between them is noise. " + VERSUS_NOTE)
+    return table
+
+
+VERSUS = ("over random", "recovery")
+VERSUS_NOTE = ("*over random*: the score less that of random real training images at the same IPC (reference rows, "
+               "same protocol and network), in points; *recovery*: the score as a share of the whole training set's. "
+               "Both with their 95 % confidence interval (docs/PROTOCOL.md, \"Reading a score\"); — : that reference "
+               "row is missing (`bench baseline random --ipc N --dataset D`, `bench baseline full --dataset D`).")
+
+
+def _reference(refs: pd.DataFrame, team: str, dataset: str, arch: str) -> Estimate | None:
+    mine = refs[(refs["team"] == team) & (refs["dataset"] == dataset) & (refs["arch"] == arch)]
+    return estimate(mine.iloc[-1]) if len(mine) else None
+
+
+def _interval(est: Estimate, scale: float = 1.0, sign: str = "", unit: str = "") -> str:
+    ci = est.ci95
+    text = f"{est.mean * scale:{sign}.2f}{unit}"
+    return text if not ci else f"{text} ({(est.mean - ci) * scale:{sign}.2f} to {(est.mean + ci) * scale:{sign}.2f})"
+
+
+def versus_cells(used: pd.DataFrame, refs: pd.DataFrame, name_datasets: bool) -> list[str]:
+    """Improvement over random at the same IPC and recovery of the full-data score, per dataset."""
+    over, recovery = [], []
+    for dataset, row in used.iterrows():
+        est, prefix = estimate(row), f"{dataset} " if name_datasets else ""
+        rand = _reference(refs, results.random_team(int(row["ipc"])), dataset, row["arch"])
+        full = _reference(refs, results.FULL_TEAM, dataset, row["arch"])
+        over.append(prefix + (_interval(est.minus(rand), sign="+") if rand else "—"))
+        recovery.append(prefix + (_interval(est.over(full), 100, unit=" %") if full else "—"))
+    return [" / ".join(over), " / ".join(recovery)]
+
+
+def soft_table(title: str, df: pd.DataFrame, refs: pd.DataFrame) -> Table:
+    """The soft-label division: each submission's soft-label score, ranked, beside the score of the
+    same images with their hard labels and what the labels cost (bytes; an online teacher's
+    parameters and FLOPs)."""
+    soft, hard = df[df["labels"].isin(["stored", "online"])], df[df["labels"] == "hard"]
+    if not len(soft):
+        return Table(title, [])
+    datasets = dataset_order(soft["dataset"])
+    columns = ["#", "team", "method", "labels", *datasets, "hard labels", *VERSUS, "label bytes", "image bytes",
+               "teacher", "teacher FLOPs", "runs", "IPC", "epochs", "date", "samples"]
+    table = Table(title, columns, trusted=("samples",))
+    entries = _ranked_entries(soft, datasets)
+    for rank, (_, _, team, mine) in zip(_ranks(entries), entries):
+        used = mine.loc[[d for d in datasets if d in mine.index]]
+        same = hard[(hard["team"] == team) & hard["dataset"].isin(used.index)].set_index("dataset")
+        same = same[[sha == used.loc[d, "submission_sha256"] for d, sha in same["submission_sha256"].items()]]
+        multi = len(datasets) > 1
+        cells = [rank, team, used["method"].iloc[-1], joined(used["labels"])]
+        cells += [score_cell(mine.loc[d]) if d in mine.index else "—" for d in datasets]
+        cells.append(" / ".join((f"{d} " if multi else "") + (score_cell(same.loc[d]) if d in same.index else "—")
+                                for d in used.index))
+        cells += versus_cells(used, refs, multi)
+        cells += [joined(f"{int(b):,}" for b in used["label_bytes"] if present(b)),
+                  joined(f"{int(b):,}" for b in used["image_bytes"] if present(b)),
+                  joined(f"{t} ({int(p):,} parameters, {a:.2f} %)" for t, p, a in
+                         zip(used["teacher"], used["teacher_parameters"], used["teacher_acc"]) if present(t)) or "—",
+                  joined(f"{f:.3g}" for f in used["teacher_flops"] if present(f)) or "—",
+                  joined(used["runs"]), joined(used["ipc"]), joined(used["epochs"]), max(used["timestamp"])[:10]]
+        cells.append(" ".join(f"[{d}](grids/{grids.grid_name(team, d)})" for d in used.index))
+        table.rows.append(cells)
+    table.note = ("Images trained towards class distributions rather than class indices (docs/PROTOCOL.md, \"The "
+                  "soft-label division\"): *stored* in the submission, or given *online* by the harness's teacher on every "
+                  "augmented batch. Never mixed with the hard-label tracks. *hard labels*: the same images trained with "
+                  "their hard labels, so the labels' share of the score shows; *label bytes*: what the labels trained "
+                  "on take in the submission (online: 0, the teacher's cost is its FLOPs, over all runs); *teacher*: "
+                  "the sha256 of its weights, its size and test accuracy. " + VERSUS_NOTE + " Here *over random* "
+                  "compares with random images and hard labels: the labels' gain is part of it.")
     return table
 
 
@@ -181,10 +256,14 @@ def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None =
     pool, pending = _current_files(ok[ok["standard"] & (ok["protocol_version"] == current)], hashes)
     pool = pool[pool["dataset"].isin(list(REGISTRY))]  # a hand-made dataset name is never ranked (nor a crash)
     ranked_pool = pool[pool["arch"] == challenge]
+    references = latest(pool[pool["track"] == "reference"], "team", "dataset", "arch")
     tables = []
     for track, title in TRACK_TITLES.items():
-        mine = latest(ranked_pool[ranked_pool["track"] == track], "team", "dataset")
-        table = _track_table(title, mine, generative=track == "generative") if len(mine) else Table(title, [])
+        mine = latest(ranked_pool[ranked_pool["track"] == track], "team", "dataset", "labels")
+        if track == "soft-label":
+            table = soft_table(title, mine, references)
+        else:
+            table = _track_table(title, mine, track == "generative", references) if len(mine) else Table(title, [])
         table.note = table.note or "No results yet."
         waiting = sorted(t for t in pending if t in set(ok[ok["track"] == track]["team"]))
         if waiting:
@@ -194,16 +273,17 @@ def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None =
     refs = latest(ranked_pool[ranked_pool["track"] == "reference"], "team", "dataset")
     if len(refs):
         tables.append(_reference_table(refs))
-    tables += cross_arch_tables(latest(pool, "track", "team", "dataset", "arch"), challenge)
+    tables += cross_arch_tables(latest(pool[pool["labels"] != "hard"], "track", "team", "dataset", "arch"), challenge)
     apart = ok[~ok["standard"] | (ok["protocol_version"] != current)]
     if len(apart):
-        tables.append(_apart_table(latest(apart, "track", "team", "dataset", "arch", "nonstandard", "protocol_version"),
+        tables.append(_apart_table(latest(apart, "track", "team", "dataset", "arch", "labels", "nonstandard",
+                                          "protocol_version"),
                                    current))
     curves = curve_table(ok, curve_rows, charts)
     if curves is not None:
         tables.append(curves)
     if len(flagged):
-        tables.append(_flagged_table(latest(flagged, "track", "team", "dataset", "arch")))
+        tables.append(_flagged_table(latest(flagged, "track", "team", "dataset", "arch", "labels")))
     if not verified.all():
         tables.append(_unverified_table(df[~verified]))
     last = latest(df[verified & ~(df["anytime"] < 1)], "team", "dataset")  # a curve point is not an attempt

@@ -65,6 +65,7 @@ class Overrides:
     budget: float | None = None  # generation budget in seconds
     sandbox: bool = True  # False only by the explicit --no-sandbox opt-in
     preset: str | None = None  # a named set of the above from the protocol file
+    teacher_arch: str | None = None  # the soft-label division: another teacher network than the protocol's
 
     def __post_init__(self) -> None:
         problem = check_override_values(self)
@@ -174,7 +175,15 @@ class Options:
             out.append("no-sandbox")
         if clock in ("unstable", "clamped", "mismatch"):
             out.append(f"clock={clock}")
+        if self.teacher_arch is not None:
+            out.append(f"teacher={self.teacher_arch}")
         return tuple(out)
+
+    @property
+    def teacher_arch(self) -> str | None:
+        """--teacher-arch when it departs from the protocol's teacher (None: the protocol's)."""
+        arch, soft = self.overrides.teacher_arch, self.protocol.soft_labels
+        return arch if arch is not None and (soft is None or arch != soft.teacher_arch) else None
 
     def identity(self) -> dict:
         """What, besides the submission, the data and the epochs (`epochs_key`), makes two

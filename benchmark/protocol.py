@@ -18,7 +18,7 @@ from typing import Mapping
 
 from evaluator.errors import ArchitectureError
 from evaluator.ipc_epochs import IpcEpochTable
-from evaluator.recipe import PRECISIONS, DsaParams, LeakParams, Recipe, check_name
+from evaluator.recipe import PRECISIONS, DsaParams, LeakParams, Recipe, SoftLabelParams, check_name
 from evaluator.registry import REGISTRY
 
 from .clock import SHAPES, WORKLOAD_VERSION
@@ -101,6 +101,7 @@ class Protocol:
     max_float_excursion: float = float("inf")  # float images may leave [0, 1] pixels by this much (version 3)
     clock: ClockRules | None = None  # the calibrated clock (version 5; None: plain wall time, no curve)
     data_digests: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # dataset -> sha256 of its splits (version 6)
+    soft_labels: SoftLabelParams | None = None  # the soft-label division (version 7; None: no division)
 
     def target(self, dataset: str) -> Target | None:
         """The device the dataset's budget is meant for (None: the budget is unscaled wall time)."""
@@ -179,6 +180,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "generative.clock.workload": (1, 1000), "generative.clock.samples": (3, 100),
     "generative.clock.tolerance": (0.01, 1), "generative.clock.max_foreign_share": (0.01, 1),
     "generative.clock.busy_share": (0.01, 1),
+    "soft_labels.temperature": (0.01, 100), "soft_labels.sum_tolerance": (1e-9, 0.1),
+    "soft_labels.teacher.seed": (0, 2**31 - 1),
 }
 SCALE_RANGE = (0.01, 100)  # generative.clock.scale_limits
 SEED_RANGE, MAX_SEEDS = (0, 2**31 - 1), 100
@@ -294,6 +297,7 @@ def parse_protocol(tree: object, where: str, released: bool) -> Protocol:
         normalization=MappingProxyType(_normalization(r)),
         clock=_clock(r),
         data_digests=MappingProxyType(_data_digests(r)),
+        soft_labels=_soft_labels(r),
         **_architectures(r),
     )
 
@@ -391,6 +395,28 @@ def _data_digests(r: _Reader) -> dict[str, str]:
                              f"of its sha256 (bench data info NAME prints it)")
         out[dataset] = digest
     return out
+
+
+def _soft_labels(r: _Reader) -> SoftLabelParams | None:
+    """soft_labels: the soft-label division's objective and teacher (required from version 7)."""
+    if not _has(r, "soft_labels"):
+        if r.get("version", int) >= 7:
+            raise UsageError(f"{r.where}: missing key 'soft_labels'; every protocol value must be given")
+        return None
+    epochs = r.get("soft_labels.teacher.epochs", dict)
+    for dataset, count in epochs.items():
+        if dataset not in REGISTRY or not isinstance(count, int) or isinstance(count, bool) \
+                or not _in_range(count, EPOCH_RANGE):
+            raise UsageError(f"{r.where}: key 'soft_labels.teacher.epochs.{plain(str(dataset), 40)}': a known dataset "
+                             f"({', '.join(REGISTRY)}) and a whole number of epochs from {EPOCH_RANGE[0]} to {EPOCH_RANGE[1]}")
+    try:
+        return SoftLabelParams(loss=r.get("soft_labels.loss", str), temperature=r.number("soft_labels.temperature"),
+                               tolerance=r.number("soft_labels.sum_tolerance"),
+                               teacher_arch=r.get("soft_labels.teacher.arch", str),
+                               teacher_epochs=MappingProxyType(dict(epochs)),
+                               teacher_seed=r.get("soft_labels.teacher.seed", int))
+    except (ValueError, ArchitectureError) as exc:
+        raise UsageError(f"{r.where}: soft_labels: {exc}") from None
 
 
 def _architectures(r: _Reader) -> dict:

@@ -35,6 +35,13 @@ DEFAULT_TEXT_LIMIT = 120
 MAX_CELL_CHARS = 100_000  # longer than any cell the harness writes (per-class accuracies of 200 classes)
 
 
+FULL_TEAM = "Full dataset"  # the reference rows' team names (bench baseline)
+
+
+def random_team(ipc: int) -> str:
+    return f"Random {ipc} IPC"
+
+
 class Status(str, enum.Enum):
     OK = "ok"
     INVALID = "invalid"  # the submission broke a rule (bad file, bad YAML, bad shard)
@@ -78,6 +85,14 @@ class Result:
     class_spread: float | None = None
     leaked: int | None = None  # images found to be near copies of test images (None: not checked)
     flagged: bool | None = None  # leaked beyond the protocol's fraction: listed apart, never ranked
+    # The soft-label division (empty on the hard-label tracks): what the row trained towards, and its cost.
+    labels: str = ""  # stored | online (soft-label rows, ranked) | hard (the same images with their hard labels)
+    label_bytes: int | None = None  # the labels trained on, as stored in the submission file (online: 0)
+    image_bytes: int | None = None  # the images, as stored in the submission file
+    teacher: str = ""  # online: sha256 (16 digits) of the harness teacher's weights
+    teacher_parameters: int | None = None
+    teacher_flops: float | None = None  # the teacher's forward passes during this row's training runs, all runs
+    teacher_acc: float | None = None  # the teacher's own test accuracy (%)
     standard: bool = False
     nonstandard: str = ""  # every deviation from the protocol, named
     sandbox: str = ""
@@ -105,6 +120,10 @@ class Result:
 
 
 COLUMNS = tuple(f.name for f in fields(Result))
+# Columns added since the first signed rows: a file written before them (its header lacks them)
+# is read with these empty, and an empty one is left out of what a signature covers, so rows
+# signed before they existed still verify after the file is rewritten with the current header.
+ADDED = ("labels", "label_bytes", "image_bytes", "teacher", "teacher_parameters", "teacher_flops", "teacher_acc")
 
 
 class ResultsError(UsageError):
@@ -211,8 +230,9 @@ def locked(root: Path) -> Iterator[None]:
 
 
 def _rows(path: Path) -> Iterator[tuple[str, list[str]]]:
-    """(where, cells) of every data row; raises ResultsError on a damaged header or encoding.
-    where = "<path> line <N>"."""
+    """(where, cells) of every data row, cells in the current column order; raises ResultsError on
+    a damaged header or encoding. where = "<path> line <N>". A header of an earlier version, the
+    current one without some ADDED columns, is read with those cells empty."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -220,16 +240,28 @@ def _rows(path: Path) -> Iterator[tuple[str, list[str]]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
-        if header is not None and tuple(header) != COLUMNS:
+        place = _legacy_places(header) if header is not None and tuple(header) != COLUMNS else None
+        if header is not None and tuple(header) != COLUMNS and place is None:
             missing = [c for c in COLUMNS if c not in header]
             extra = [plain(c, 30) for c in header if c not in COLUMNS]
             raise ResultsError(f"{path}: line 1 is not this harness's header (missing {missing[:4]}, unknown "
                                f"{extra[:4]}); it was written by another version or by hand: move it aside")
         for cells in reader:
             if cells:
+                if place is not None and len(cells) == len(header):
+                    cells = [cells[place[c]] if c in place else "" for c in COLUMNS]
                 yield f"{path} line {reader.line_num}", cells
     except csv.Error as exc:
         raise ResultsError(f"{path} line {reader.line_num}: unreadable CSV ({exc}); {REPAIR}") from None
+
+
+def _legacy_places(header: list[str]) -> dict[str, int] | None:
+    """Where each column is in an earlier version's header (the current columns in order, less
+    some ADDED ones); None: not such a header."""
+    kept = [c for c in COLUMNS if c in header]
+    if header != kept or any(c not in ADDED for c in COLUMNS if c not in header):
+        return None
+    return {c: i for i, c in enumerate(header)}
 
 
 @dataclass(frozen=True)
@@ -244,8 +276,13 @@ class Row:
         return int(self.where.rsplit(" ", 1)[1])
 
 
+_ADDED_AT = frozenset(COLUMNS.index(c) for c in ADDED)
+
+
 def _unsigned_cells(cells: list[str]) -> list[str]:
-    return cells[:-1]  # `signature` is the last column
+    """What a signature covers: every cell but `signature` (the last column), less the ADDED
+    columns left empty."""
+    return [cell for i, cell in enumerate(cells[:-1]) if cell or i not in _ADDED_AT]
 
 
 def read_rows(root: Path, key: signing.Key | None = None) -> list[Row]:
@@ -313,6 +350,8 @@ def append_result(root: Path, result: Result, key: signing.Key | None = None) ->
     path = results_path(root)
     rows = read_rows(root, key)  # a damaged file is never appended to
     existing = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if existing and not existing.startswith(",".join(COLUMNS) + "\n"):  # an earlier header: rewrite in today's
+        existing = _as_csv([list(COLUMNS), *(cells for _, cells in _rows(path))])
     clean = replace(result.with_text_cleaned(), signer=key.fingerprint if key else "", signature="")
     cells = [_cell(getattr(clean, c)) for c in COLUMNS]
     if key is not None:
@@ -327,6 +366,12 @@ def append_result(root: Path, result: Result, key: signing.Key | None = None) ->
     writer.writerow(cells)
     atomic_write_text(path, existing + buf.getvalue())
     return clean
+
+
+def _as_csv(lines: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(lines)
+    return buf.getvalue()
 
 
 def find_ok(root: Path, protocol_key: str, key: signing.Key | None = None) -> Result | None:

@@ -24,6 +24,7 @@ from evaluator.data import Dataset, missing_message, tensor_digest
 from evaluator.errors import DatasetError
 from evaluator.evaluate import Evaluation
 from evaluator.leakage import LeakReport, check_leakage
+from evaluator.softlabels import SoftTargets
 from evaluator.train import Task, TrainConfig, should_compile, train_and_test
 
 from . import grids, provenance, results, runstate, signing
@@ -31,6 +32,8 @@ from .console import error, info, pass_progress, run_line, warn
 from .protocol import Protocol
 from .options import Options, device_name
 from .results import Result, Status
+from .teacher import Teacher
+from .validate import SoftSet
 from .text import relative_paths
 
 SKIPPED = "skipped"
@@ -63,6 +66,8 @@ class Job:
     leak_checked: bool = True  # False: the training set itself (the full-data reference), never checked
     pixels: Tensor | None = None  # float images: what is trained, in pixel units, neither rounded nor clipped
     points: tuple["Job", ...] = ()  # a generator's anytime curve: the images made by fractions of its budget
+    soft: SoftSet | None = None  # the soft-label division: the submission's labels (stored, or the teacher's)
+    teacher: Teacher | None = None  # the harness's teacher, for labels given online
 
 
 def check_job(protocol: Protocol, job: Job, device: str = "cpu") -> Job:
@@ -117,11 +122,14 @@ class Identity:
     sandbox: bool | None = None  # generative track
     arch: str = ""
     anytime: float | None = None  # a point of the anytime curve: the fraction of the budget
+    labels: str = ""  # the soft-label division: stored | online | hard
+    teacher: str = ""  # online: the teacher's weights (sha256, 16 digits)
 
     def digest(self) -> str:
         fields = asdict(self)
-        if self.anytime is None:  # the identities of everything but curve points are as before
-            del fields["anytime"]
+        for name in ("anytime", "labels", "teacher"):  # the identities of the hard-label tracks are as before
+            if fields[name] in (None, ""):
+                del fields[name]
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=list).encode()).hexdigest()
 
 
@@ -134,7 +142,8 @@ def identity(opts: Options, fields: dict, test: str, rule_epochs: int | None, ar
                     submission=fields.get("submission_sha256", ""), test=test, protocol=opts.identity(),
                     epochs=opts.epochs_key(None if generative else rule_epochs),
                     budget=opts.budget(fields["dataset"]) if generative else None,
-                    sandbox=opts.sandbox if generative else None, arch=arch, anytime=curve_point(fields))
+                    sandbox=opts.sandbox if generative else None, arch=arch, anytime=curve_point(fields),
+                    labels=fields.get("labels", ""), teacher=fields.get("teacher", ""))
 
 
 def curve_point(fields: dict) -> float | None:
@@ -208,6 +217,8 @@ def score_text(r: Result) -> str:
 def label(job: Job, arch: str) -> str:
     base = f"{job.fields['team']}/{job.ds.info.name}"
     base = base if arch == archs.CHALLENGE else f"{base}/{arch}"
+    labels = job.fields.get("labels", "")
+    base = base if not labels else f"{base} ({labels} labels)"
     fraction = curve_point(job.fields)
     return base if fraction is None else f"{base} at {fraction:g} of the budget"
 
@@ -215,7 +226,8 @@ def label(job: Job, arch: str) -> str:
 @dataclass(frozen=True)
 class Unit:
     """One evaluation: a job trained with one architecture; its key names the result, its
-    run_key the finished runs (keyed on the very images too: a generator may make others)."""
+    run_key the finished runs (`run_key`: keyed on what is trained, the very images included: a
+    generator may make others)."""
     job: Job
     arch: str
     key: str
@@ -225,22 +237,62 @@ class Unit:
     def name(self) -> str:
         return label(self.job, self.arch)
 
-    def task(self) -> Task:
-        job = self.job
-        return Task(job.images, job.labels, job.ds.normalized_test, job.ds.test_labels, job.ds.info.num_classes)
+    @property
+    def labels(self) -> str:
+        return self.job.fields.get("labels", "")
+
+    def task(self, device: str = "cpu") -> Task:
+        job, soft = self.job, None
+        if self.labels in ("stored", "online"):
+            temperature = job.soft.temperature
+            soft = SoftTargets(temperature, targets=job.soft.targets) if self.labels == "stored" else \
+                SoftTargets(temperature, teacher=job.teacher.on(device))
+        return Task(job.images, job.labels, job.ds.normalized_test, job.ds.test_labels, job.ds.info.num_classes, soft)
 
 
 def units(opts: Options, job: Job) -> list[Unit]:
     """One evaluation per architecture asked for, each trained on the same images; then one per
-    point of the job's anytime curve, with the first architecture."""
+    point of the job's anytime curve, with the first architecture. A soft-label job is trained
+    twice per architecture: towards its soft labels, and with its hard labels."""
     out = []
     for one, archs_ in [(job, opts.archs), *((point, opts.archs[:1]) for point in job.points)]:
         images = tensor_digest(one.preview, one.labels)
         for arch in archs_:
-            key = identity(opts, one.fields, one.ds.test_digest, one.protocol_epochs, arch).digest()
-            unit_job = replace(one, fields={**one.fields, "protocol_key": key}, points=())
-            out.append(Unit(unit_job, arch, key, hashlib.sha256((key + images).encode()).hexdigest()))
+            for labels in ((one.soft.mode, "hard") if one.soft is not None else ("",)):
+                fields = {**one.fields, **label_fields(opts, one, labels, arch)}
+                key = identity(opts, fields, one.ds.test_digest, one.protocol_epochs, arch).digest()
+                unit_job = replace(one, fields={**fields, "protocol_key": key}, points=())
+                out.append(Unit(unit_job, arch, key, run_key(opts, unit_job, arch, images)))
     return out
+
+
+def run_key(opts: Options, job: Job, arch: str, images: str) -> str:
+    """What a training run is a function of, and nothing else: the images and labels, what they
+    are trained towards, the test set, the effective protocol, the epochs and the network. Two
+    evaluations of the same images (a team's and a reference's, two teams' hard-label twins)
+    share their runs; the team, the track and how the images were made are not part of it."""
+    soft = job.soft
+    labels = job.fields.get("labels", "")
+    made_of = {"protocol": opts.identity(), "test": job.ds.test_digest, "epochs": opts.epochs(job.protocol_epochs),
+               "arch": arch, "labels": labels, "teacher": job.fields.get("teacher", ""),
+               "targets": tensor_digest(soft.targets) if labels == "stored" else ""}
+    return hashlib.sha256((json.dumps(made_of, sort_keys=True, default=list) + images).encode()).hexdigest()
+
+
+def label_fields(opts: Options, job: Job, labels: str, arch: str) -> dict:
+    """A soft-label division row's labels and what they cost: the bytes of the labels trained on
+    and of the images; online, the teacher and the FLOPs of its forward passes over every run."""
+    soft = job.soft
+    if soft is None:
+        return {}
+    fields = {"labels": labels, "image_bytes": soft.image_bytes,
+              "label_bytes": soft.hard_label_bytes if labels == "hard" else soft.label_bytes}
+    if labels == "online":
+        teacher, passes = job.teacher, opts.train_config(job.protocol_epochs, arch).passes
+        fields.update(teacher=teacher.digest[:16], teacher_parameters=teacher.parameters,
+                      teacher_acc=teacher.accuracy, teacher_flops=float(teacher.flops_per_image(job.ds.info.resolution)
+                                                                        * len(job.labels) * passes * opts.runs))
+    return fields
 
 
 def checked_units(opts: Options, job: Job) -> list[Unit]:
@@ -259,7 +311,7 @@ def train_run(opts: Options, unit: Unit, seed: int, worker: int | None = None, t
     this process will take at this pace."""
     cfg = opts.train_config(unit.job.protocol_epochs, unit.arch)
     with pass_progress(f"{unit.name} seed {seed}", cfg.passes) as on_pass:
-        run = train_and_test(task or unit.task(), cfg, seed, on_pass)
+        run = train_and_test(task or unit.task(opts.device), cfg, seed, on_pass)
     runstate.save_run(opts.project, unit.run_key, run, worker=worker)
     eta = f"; {left} more run{'s' if left > 1 else ''} here, about {_duration(left * run.seconds)}" if left else ""
     run_line(f"{unit.name} seed {seed}: {run.accuracy:.2f} % ({_duration(run.seconds)}){eta}")
@@ -303,7 +355,7 @@ def train_runs(opts: Options, unit: Unit) -> Evaluation:
     done = runstate.load_runs(root, unit.run_key)
     if done:
         info(f"{unit.name}: resuming, {len(done)} of {opts.runs} runs already finished")
-    task = unit.task()
+    task = unit.task(opts.device)
     todo = [seed for seed in opts.seeds if seed not in done]
     for i, seed in enumerate(todo):
         done[seed] = train_run(opts, unit, seed, task=task, left=len(todo) - i - 1)
@@ -319,7 +371,7 @@ def score(opts: Options, job: Job) -> list[Outcome]:
 def fresh_evaluation(opts: Options, unit: Unit) -> Result:
     """Every run trained afresh, nothing read or saved, nothing recorded (bench results verify)."""
     cfg = opts.train_config(unit.job.protocol_epochs, unit.arch)
-    task = unit.task()
+    task = unit.task(opts.device)
     ev = Evaluation(runs=tuple(train_and_test(task, cfg, seed) for seed in opts.seeds), epochs=cfg.epochs)
     return result_of(unit.job.fields, unit.job.ipc, len(unit.job.labels), ev, cfg)
 
@@ -331,7 +383,7 @@ def grid_of(opts: Options, unit: Unit) -> tuple[Tensor, Tensor, int] | None:
 
 
 def _grid_unit(opts: Options, unit: Unit) -> bool:
-    return unit.arch == opts.archs[0] and curve_point(unit.job.fields) is None
+    return unit.arch == opts.archs[0] and curve_point(unit.job.fields) is None and unit.labels != "hard"
 
 
 def leaks_of(opts: Options, unit: Unit) -> tuple[Tensor, Tensor] | None:

@@ -3,6 +3,7 @@
     submissions/<team>/submission.yaml   team, method, track, datasets [, contact, paper, notes]
                                          generative: [entrypoint (generate.py), args]
     submissions/<team>/<dataset>.pt|.safetensors   fixed-ipc: one file per dataset entered
+                                         soft-label: the same, and labels (stored | teacher)
 """
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from .errors import SubmissionError, UsageError
 from .text import plain
 from .yamlsafe import YamlError, load_yaml_text
 
-TRACKS = ("fixed-ipc", "generative")
+TRACKS = ("fixed-ipc", "generative", "soft-label")
+LABEL_MODES = ("stored", "teacher")  # soft-label: distributions in the file, or the harness teacher's online
 SPEC_FILE = "submission.yaml"
 DATA_SUFFIXES = (".pt", ".pth", ".safetensors")
 TEAM_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # use fullmatch: `$` would allow a final newline
 REQUIRED = {"team": str, "method": str, "track": str, "datasets": list}
-OPTIONAL = {"contact": str, "paper": str, "notes": str, "entrypoint": str, "args": list}
+OPTIONAL = {"contact": str, "paper": str, "notes": str, "entrypoint": str, "args": list, "labels": str}
 GENERATIVE_ONLY = ("entrypoint", "args")
 MAX_SPEC_BYTES = 64 << 10
 TEXT_LIMITS = {"team": 64, "track": 40, "method": 200, "contact": 200, "paper": 300, "notes": 1000, "entrypoint": 200}
@@ -54,6 +56,7 @@ class Submission:
     notes: str | None = None
     entrypoint: str = "generate.py"
     args: tuple[str, ...] = ()
+    labels: str = ""  # soft-label track: stored | teacher
 
     def data_file(self, dataset: str) -> Path:
         """The fixed-IPC file for a dataset: <dataset>.pt, .pth or .safetensors (exactly one)."""
@@ -125,6 +128,11 @@ def parse_spec(folder: Path) -> Submission:
         for key in GENERATIVE_ONLY:
             if key in spec:
                 raise _bad(path, f"key '{key}' is only for track: generative; remove it")
+    if spec["track"] == "soft-label" and spec.get("labels") not in LABEL_MODES:
+        raise _bad(path, f"key 'labels' is {plain(repr(spec.get('labels', 'missing')), 40)}; a soft-label submission "
+                         f"says where its labels come from: stored (in its files) or teacher (the harness's, online)")
+    if spec["track"] != "soft-label" and "labels" in spec:
+        raise _bad(path, "key 'labels' is only for track: soft-label; remove it")
     args = spec.get("args", [])
     if not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args):
         raise _bad(path, "key 'args' must be a list of strings or numbers")
@@ -134,6 +142,7 @@ def parse_spec(folder: Path) -> Submission:
         folder=folder, team=spec["team"], method=spec["method"], track=spec["track"], datasets=tuple(datasets),
         contact=spec.get("contact"), paper=spec.get("paper"), notes=spec.get("notes"),
         entrypoint=spec.get("entrypoint", "generate.py"), args=tuple(str(a) for a in args),
+        labels=spec.get("labels", ""),
     )
 
 

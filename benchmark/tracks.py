@@ -14,14 +14,14 @@ from typing import Callable, Union
 from evaluator.errors import DatasetError, EvaluatorError
 from evaluator.normalize import denormalize, to_uint8
 
-from . import generation, sandbox, shards
+from . import generation, sandbox, shards, teacher
 from .console import info, warn
 from .errors import SubmissionError, UsageError
 from .options import Options
 from .results import Status
 from .scoring import Job, Outcome, describe, identity, previous_result, reject, score, standard_fields
 from .submission import TEAM_PATTERN, TRACKS, Submission, combined_hash, discover, file_hashes, parse_spec, submission_folder
-from .validate import check_fixed_ipc
+from .validate import check_fixed_ipc, check_soft_label
 
 
 @dataclass(frozen=True)
@@ -94,13 +94,35 @@ def prepare_fixed_ipc(opts: Options, sub: Submission, sha: str, dataset: str) ->
         return Rejection(fields, Status.INVALID, str(exc))
     for w in check.warnings:
         warn(w)
-    ds = opts.dataset(dataset, need_train=protocol.leakage is not None)
+    return _fixed_job(opts, fields, image_set)
+
+
+def _fixed_job(opts: Options, fields: dict, image_set) -> Job:
+    protocol = opts.protocol
+    ds = opts.dataset(fields["dataset"], need_train=protocol.leakage is not None)
     mean, std = ds.info.mean, ds.info.std
     uint8 = image_set.is_uint8
     preview = image_set.images if uint8 else to_uint8(image_set.images, mean, std)
     return Job(ds=ds, fields=fields, images=image_set.normalized(mean, std), labels=image_set.labels,
                preview=preview, ipc=protocol.fixed_ipc, protocol_epochs=protocol.fixed_epochs,
                pixels=None if uint8 else denormalize(image_set.images, mean, std))
+
+
+def prepare_soft_label(opts: Options, sub: Submission, sha: str, dataset: str) -> Job | Rejection:
+    """A fixed-IPC image set with soft labels: stored in its file, or the harness teacher's online
+    (the teacher is trained here on first use). Scored twice: soft, and with its hard labels."""
+    protocol = opts.protocol
+    fields = describe(opts, protocol.fixed_epochs, team=sub.team, method=sub.method, track=sub.track,
+                      dataset=dataset, submission_sha256=sha)
+    try:
+        image_set, check, soft = check_soft_label(sub, dataset, protocol)
+    except SubmissionError as exc:
+        return Rejection(fields, Status.INVALID, str(exc))
+    for w in check.warnings:
+        warn(w)
+    job = _fixed_job(opts, fields, image_set)
+    online = soft.mode == "online"
+    return replace(job, soft=soft, teacher=teacher.obtain(opts, dataset, opts.teacher_arch) if online else None)
 
 
 def prepare_generative(opts: Options, sub: Submission, sha: str, dataset: str) -> Prepared:
@@ -199,7 +221,8 @@ def _clock_fields(opts: Options, gen: generation.Generation, dataset: str) -> di
     return fields
 
 
-PREPARERS = {"fixed-ipc": prepare_fixed_ipc, "generative": prepare_generative}  # one per name in TRACKS
+PREPARERS = {"fixed-ipc": prepare_fixed_ipc, "generative": prepare_generative,  # one per name in TRACKS
+             "soft-label": prepare_soft_label}
 assert tuple(PREPARERS) == TRACKS
 
 

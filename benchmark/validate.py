@@ -10,6 +10,8 @@ from evaluator.data import get_info
 from evaluator.errors import ImageFileError
 from evaluator.files import ImageSet, load_image_set
 from evaluator.normalize import denormalize
+from evaluator.softlabels import load_soft_labels, stored_bytes, stored_keys
+from evaluator.tensorfile import open_tensor_file
 
 from .errors import SubmissionError
 from .protocol import Protocol
@@ -29,6 +31,18 @@ class DatasetCheck:
     warnings: list[str] = field(default_factory=list)
     images: int = 0
     ipc: int = 0
+    labels: str = ""  # soft-label: stored | online
+
+
+@dataclass(frozen=True)
+class SoftSet:
+    """A soft-label submission's labels: stored distributions, or the teacher's online."""
+    mode: str  # stored | online
+    targets: torch.Tensor | None  # stored: float N x C
+    label_bytes: int  # the soft labels as stored (online: 0)
+    hard_label_bytes: int  # the hard labels as stored (the official layout: 0, implied)
+    image_bytes: int
+    temperature: float  # the protocol's
 
 
 def normalisation_warning(path: Path, images: torch.Tensor) -> str | None:
@@ -90,15 +104,40 @@ def check_fixed_ipc(sub: Submission, dataset: str, protocol: Protocol) -> tuple[
     return image_set, check
 
 
+def check_soft_label(sub: Submission, dataset: str, protocol: Protocol) -> tuple[ImageSet, DatasetCheck, SoftSet]:
+    """A soft-label file: its images as a fixed-IPC file's, then its soft labels (stored) or their
+    absence (teacher); raises SubmissionError with a one-line reason."""
+    if protocol.soft_labels is None:
+        raise SubmissionError(f"{sub.folder}: protocol {protocol.label} has no soft-label division; use version 7 or later")
+    image_set, check = check_fixed_ipc(sub, dataset, protocol)
+    try:
+        tf = open_tensor_file(check.file)  # the table of contents again: the soft labels are checked apart
+        keys, n = stored_keys(tf), len(image_set.labels)
+        if sub.labels == "teacher" and keys:
+            raise SubmissionError(f"{tf.path}: holds {', '.join(keys)} but submission.yaml says labels: teacher (the "
+                                  f"harness's teacher labels online); remove them, or say labels: stored")
+        targets = load_soft_labels(tf, n, get_info(dataset).num_classes, protocol.soft_labels.tolerance) \
+            if sub.labels == "stored" else None
+    except ImageFileError as exc:
+        raise SubmissionError(str(exc)) from None
+    hard = stored_bytes(tf, ("labels",)) if "labels" in tf.entries else 0
+    images = stored_bytes(tf, ("images",)) if tf.top == "dict" else stored_bytes(tf, ("",))
+    check.labels = "stored" if targets is not None else "online"
+    soft = SoftSet(check.labels, targets, stored_bytes(tf, keys) if targets is not None else 0, hard, images,
+                   protocol.soft_labels.temperature)
+    return image_set, check, soft
+
+
 def validate_submission(sub: Submission, datasets: tuple[str, ...], protocol: Protocol) -> list[DatasetCheck]:
     """Check every dataset entered (fixed-IPC files); errors are collected, not raised."""
     checks = []
     for dataset in datasets:
-        if sub.track != "fixed-ipc":
+        if sub.track == "generative":
             checks.append(DatasetCheck(dataset))
             continue
         try:
-            checks.append(check_fixed_ipc(sub, dataset, protocol)[1])
+            check = check_soft_label if sub.track == "soft-label" else check_fixed_ipc
+            checks.append(check(sub, dataset, protocol)[1])
         except SubmissionError as exc:
             checks.append(DatasetCheck(dataset, error=str(exc)))
     return checks

@@ -57,7 +57,8 @@ def options_of(r: Result, root: Path, device: str) -> Options:
                               precision=r.precision or None,
                               epochs=int(named["epochs"]) if "epochs" in named else None,
                               budget=r.budget_seconds if "budget" in named else None,
-                              sandbox="no-sandbox" not in named, preset=named.get("preset"))
+                              sandbox="no-sandbox" not in named, preset=named.get("preset"),
+                              teacher_arch=named.get("teacher"))
         return Options(protocol=protocol, overrides=overrides, root=root, device=device, compile=None,
                        arch_names=(r.arch,) if r.arch else ())
     except (UsageError, ValueError) as exc:
@@ -70,7 +71,7 @@ def _job(opts: Options, r: Result) -> Job:
         kind = REFERENCE_KINDS.get(r.team, "random" if r.team.startswith("Random ") else None)
         if kind is None:
             raise _Cannot(f"unknown reference row '{r.team}'")
-        tasks = baseline_tasks(opts, kind, [r.dataset])
+        tasks = baseline_tasks(opts, kind, [r.dataset], r.ipc if kind == "random" and r.ipc else None)
     else:
         try:
             tasks = submission_tasks(opts, r.team, [r.dataset])

@@ -94,3 +94,23 @@ class LeakParams:
             ("blend_ratio", 0 < self.blend_ratio <= 1), ("max_fraction", 0 <= self.max_fraction < 1)) if not ok]
         if problems:
             raise ValueError(f"leakage parameter out of range: {', '.join(problems)}")
+
+
+SOFT_LOSSES = ("kl",)  # T^2 x KL(target || softmax(logits / T)) (evaluator.softlabels)
+
+
+@dataclass(frozen=True)
+class SoftLabelParams:
+    """The soft-label division (from version 7): the objective, and the harness's teacher, trained
+    on the whole training split with the protocol's recipe."""
+    loss: str
+    temperature: float
+    tolerance: float  # a stored distribution must sum to 1 within this
+    teacher_arch: str
+    teacher_epochs: dict  # dataset -> epochs on its whole training split
+    teacher_seed: int
+
+    def __post_init__(self) -> None:
+        if self.loss not in SOFT_LOSSES:
+            raise ValueError(f"soft-label loss {self.loss!r} is not one of {SOFT_LOSSES}")
+        check_name(self.teacher_arch)

@@ -42,6 +42,18 @@ class Estimate:
         df = var**2 / denom if denom > 0 else min(p.df for p in parts)
         return cls(statistics.fmean(p.mean for p in parts), var, df)
 
+    def minus(self, other: "Estimate") -> "Estimate":
+        """The difference of two independent estimates (e.g. a score less the random reference's),
+        degrees of freedom by Welch-Satterthwaite."""
+        return Estimate(self.mean - other.mean, *_welch((self.var_mean, self.df), (other.var_mean, other.df)))
+
+    def over(self, other: "Estimate") -> "Estimate":
+        """The ratio of two independent estimates (e.g. a score over the full-data score), its
+        variance by the delta method: (a/b)^2 (var_a/a^2 + var_b/b^2)."""
+        ratio = self.mean / other.mean
+        parts = [(ratio**2 * e.var_mean / e.mean**2, e.df) for e in (self, other)]
+        return Estimate(ratio, *_welch(*parts))
+
     @property
     def ci95(self) -> float | None:
         """Half-width of the 95 % confidence interval of the mean; None without replicates."""
@@ -65,3 +77,10 @@ class Estimate:
         from scipy import stats
 
         return bool(2 * stats.t.sf(t, df) < 1 - LEVEL)
+
+
+def _welch(*parts: tuple[float, float]) -> tuple[float, float]:
+    """(variance, degrees of freedom) of a sum of independent terms, each (variance, df)."""
+    var = sum(v for v, _ in parts)
+    denom = sum(v**2 / d for v, d in parts if v > 0 and d > 0)
+    return var, (var**2 / denom if denom > 0 else min(d for _, d in parts))

@@ -10,7 +10,9 @@ Faithful to the official scorer (docs/PROTOCOL.md), with every number from the r
 (lr, momentum, weight decay), batches reshuffled every pass with the last partial batch kept,
 E+1 passes (0..E), after pass E//2+1 the learning rate drops by the decay factor and the optimizer
 is created anew (momentum restarts from zero), one DSA operation per batch with per-image
-parameters, accuracy of the final model on the whole test set.
+parameters, accuracy of the final model on the whole test set. With soft targets (the soft-label
+division, `evaluator.softlabels`) the loss is the distillation objective towards stored
+distributions or a teacher's on the very batch; everything else is the same loop.
 
 Fast: data lives on the device, augmentation is vectorised, random numbers come from device
 generators, and nothing inside the pass loop reads a device value back to the host.
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 from . import dsa
 from . import archs
 from .recipe import PRECISIONS, Recipe
+from .softlabels import SoftTargets, distillation_loss, teacher_targets
 
 # Below this many image-steps a CPU run is faster eager than compile time + compiled steps.
 COMPILE_MIN_IMAGE_STEPS = 200_000
@@ -81,6 +84,7 @@ class Task:
     test_images: Tensor  # normalised float
     test_labels: Tensor
     num_classes: int
+    soft: SoftTargets | None = None  # the soft-label division: train towards these, not the labels
 
     @property
     def resolution(self) -> int:
@@ -156,8 +160,10 @@ def _generators(device: str, seed: int) -> tuple[torch.Generator, torch.Generato
 
 
 def train_and_test(task: Task, cfg: TrainConfig, seed: int,
-                   on_pass: Callable[[int, int], None] | None = None) -> RunResult:
-    """One seeded run: train on task.images from the seed's initialisation, test the final model."""
+                   on_pass: Callable[[int, int], None] | None = None,
+                   keep: Callable[[nn.Module], None] | None = None) -> RunResult:
+    """One seeded run: train on task.images from the seed's initialisation, test the final model.
+    keep: given the trained model before it is reused (e.g. to save a teacher's weights)."""
     start = time.perf_counter()
     num_classes, resolution = task.num_classes, task.resolution
     compiled = should_compile(cfg, task.images.shape[0])
@@ -166,6 +172,8 @@ def train_and_test(task: Task, cfg: TrainConfig, seed: int,
     x = task.images.to(cfg.device, torch.float32).contiguous(memory_format=net.memory_format)
     y = task.labels.to(cfg.device, torch.int64)
     host_gen, dev_gen = _generators(cfg.device, seed)
+    soft = task.soft
+    stored = soft.targets.to(cfg.device, torch.float32) if soft is not None and soft.targets is not None else None
     autocast = torch.autocast(device_type=torch.device(cfg.device).type, dtype=torch.bfloat16,
                               enabled=cfg.precision == "bf16")
     optimizer = make_optimizer(model, learning_rate(0, cfg), cfg)
@@ -178,7 +186,12 @@ def train_and_test(task: Task, cfg: TrainConfig, seed: int,
             if aug is not None:
                 xb = dsa.augment(xb, dsa.choose_op(aug, host_gen), aug, dev_gen)
             with autocast:
-                loss = F.cross_entropy(net.forward(xb), yb)
+                logits = net.forward(xb)
+                if soft is None:
+                    loss = F.cross_entropy(logits, yb)
+                else:  # the target of the very batch trained on: stored per image, or the teacher's on it
+                    target = stored[idx] if stored is not None else teacher_targets(soft.teacher, xb, soft.temperature)
+                    loss = distillation_loss(logits, target, soft.temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -188,6 +201,8 @@ def train_and_test(task: Task, cfg: TrainConfig, seed: int,
         if on_pass is not None:
             on_pass(p + 1, cfg.passes)
     accuracy, per_class = test(model, task, cfg, net.memory_format)
+    if keep is not None:
+        keep(model)
     return RunResult(seed=seed, accuracy=accuracy, per_class=per_class,
                      seconds=time.perf_counter() - start, passes=cfg.passes, parameters=net.parameters)
 

@@ -53,6 +53,10 @@ def add_common(parser: argparse.ArgumentParser, submission: bool = True) -> None
                        help=f"generation budget ({v}: " + ", ".join(f"{d} {b:g} s" for d, b in p.budgets.items()) + ")")
         g.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                        help="run generators without bubblewrap (trusted local runs only)")
+        teacher = p.soft_labels.teacher_arch if p.soft_labels else "none"
+        g.add_argument("--teacher-arch", default=None, metavar="NAME",
+                       help=f"soft-label division: the online teacher's network ({v}: {teacher}, trained by the "
+                            f"harness with the protocol's recipe like it)")
     a = parser.add_argument_group("what to train (each architecture is its own result, not a deviation)")
     a.add_argument("--arch", action="append", default=None, metavar="NAME",
                    help=f"network, repeatable: {', '.join(['convnet', *p.cross_archs])}, cross (= "
@@ -75,6 +79,21 @@ def add_common(parser: argparse.ArgumentParser, submission: bool = True) -> None
         r.add_argument("--no-wait", dest="wait", action="store_const", const=None,
                        help="refuse to generate on a busy device instead of waiting")
         r.add_argument("--json", action="store_true", help="print every recorded row as a JSON line on stdout")
+        r.add_argument("--no-references", dest="references", action="store_false",
+                       help="do not evaluate the reference rows that standard results are read against (random "
+                            "real images at each IPC scored, the whole training set) when they are missing")
+
+
+def _arch(name: str | None) -> str | None:
+    from evaluator.errors import ArchitectureError
+    from evaluator.recipe import check_name
+
+    from ..errors import UsageError
+
+    try:
+        return None if name is None else check_name(name)
+    except ArchitectureError as exc:
+        raise UsageError(str(exc).replace("--arch", "--teacher-arch")) from None
 
 
 def protocol_of(args: argparse.Namespace) -> Protocol:
@@ -84,7 +103,7 @@ def protocol_of(args: argparse.Namespace) -> Protocol:
 def options(args: argparse.Namespace) -> Options:
     overrides = Overrides(runs=args.runs, seed=args.seed, precision=args.precision, epochs=args.epochs,
                           budget=getattr(args, "budget", None), sandbox=getattr(args, "sandbox", True),
-                          preset=args.preset)
+                          preset=args.preset, teacher_arch=_arch(getattr(args, "teacher_arch", None)))
     return Options(protocol=protocol_of(args), overrides=overrides, root=args.root.resolve() if args.root else None,
                    device=resolve_device(args.device), force=getattr(args, "force", False), compile=args.compile,
                    arch_names=tuple(args.arch or ()), anytime=getattr(args, "anytime", None),
@@ -111,20 +130,33 @@ def exit_status(outcomes: list, as_json: bool = False) -> int:
     return 1 if failed else 0
 
 
-def run_tasks(opts: Options, make_tasks: Callable[[Options], list], as_json: bool = False) -> int:
+def run_tasks(opts: Options, make_tasks: Callable[[Options], list], as_json: bool = False,
+              references: bool = True) -> int:
     """Evaluate the command's tasks: here, one after the other; or, started by torchrun or
-    accelerate launch, spread over all processes (only the main one records and reports)."""
+    accelerate launch, spread over all processes (only the main one records and reports). Then,
+    with `references`, the reference rows its standard results are read against, where missing."""
     from .. import distributed, leaderboard
+    from ..baseline import reference_tasks
     from ..tracks import execute
+
+    def results(outcomes: list) -> list:
+        return [o.result for o in outcomes] if references else []
 
     if not distributed.launched():
         try:
-            return exit_status(execute(opts, make_tasks(opts)), as_json)
+            outcomes = execute(opts, make_tasks(opts))
+            refs = reference_tasks(opts, results(outcomes))
+            if refs:
+                info(f"reference rows for {', '.join(sorted({t.name.split('/')[1] for t in refs}))} "
+                     f"(evaluated where missing; --no-references skips them)")
+            return exit_status(outcomes + execute(opts, refs), as_json)
         finally:
             leaderboard.refresh(opts.project)  # once per command, also when it was interrupted
     workers = distributed.Workers.start(opts.device)
     opts = replace(opts, device=workers.device)
     outcomes = distributed.execute(opts, make_tasks(opts), workers)
+    wanted = workers.broadcast(results(outcomes) if workers.is_main else None)  # every process builds the same tasks
+    outcomes += distributed.execute(opts, reference_tasks(opts, wanted), workers)
     if not workers.is_main:
         return 0
     leaderboard.refresh(opts.project)

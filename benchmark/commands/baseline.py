@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "first seed); full: the whole training set, epochs from the IPC-epoch rule.")
     p.add_argument("kind", choices=("random", "full"))
     p.add_argument("--dataset", action="append", required=True, metavar="D", help="dataset (repeatable)")
+    p.add_argument("--ipc", type=int, default=None, metavar="N",
+                   help="random: images per class (default the fixed-IPC track's; another IPC trains the IPC-epoch "
+                        "rule's epochs, the reference of a generator that made N per class)")
     add_common(p)
     p.set_defaults(handler=cmd_baseline)
 
@@ -21,4 +24,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from ..baseline import baseline_tasks
 
     opts = options(args)
-    return run_tasks(opts, lambda o: baseline_tasks(o, args.kind, args.dataset), args.json)
+    if args.ipc is not None and args.kind != "random":
+        from ..errors import UsageError
+
+        raise UsageError("--ipc is for bench baseline random (the full set has its own IPC)")
+    return run_tasks(opts, lambda o: baseline_tasks(o, args.kind, args.dataset, args.ipc), args.json,
+                     references=False)

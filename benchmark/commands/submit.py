@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_submit(args: argparse.Namespace) -> int:
     from ..tracks import submission_tasks
 
-    return run_tasks(options(args), lambda opts: submission_tasks(opts, args.team, args.dataset), args.json)
+    return run_tasks(options(args), lambda opts: submission_tasks(opts, args.team, args.dataset), args.json,
+                     args.references)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -42,4 +43,4 @@ def cmd_run(args: argparse.Namespace) -> int:
             info(f"no {args.track} submissions to evaluate")
         return found
 
-    return run_tasks(options(args), tasks, args.json)
+    return run_tasks(options(args), tasks, args.json, args.references)

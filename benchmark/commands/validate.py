@@ -41,7 +41,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for w in check.warnings:
             warn(w)
         if check.file is not None:
-            info(f"ok {check.dataset}: {check.file.name}, {check.images} images, IPC {check.ipc}", style="green")
+            labels = f", soft labels {check.labels}" if check.labels else ""
+            info(f"ok {check.dataset}: {check.file.name}, {check.images} images, IPC {check.ipc}{labels}", style="green")
         else:
             info(f"{check.dataset}: generator checked when it runs (bench submit {sub.team})")
     return 0 if ok else 1

@@ -2,6 +2,7 @@
 a load (the workload runs for real here; no process is started)."""
 import resource
 import statistics
+import time
 
 import pytest
 import torch
@@ -16,11 +17,28 @@ def spread(values):
     return (max(values) - min(values)) / statistics.median(values)
 
 
+def probe() -> float:
+    """The machine's own speed, independent of the clock's workload: pure-Python loops per second
+    (the best of three, so that one interruption does not count)."""
+    best = float("inf")
+    for _ in range(3):
+        start, total = time.perf_counter(), 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.perf_counter() - start)
+    return 1 / best
+
+
 def test_the_cpu_score_is_repeatable_on_a_quiet_machine_within_the_tolerance():
     if clock.busy("cpu", RULES.busy_share):
         pytest.skip("the machine is busy with other processes: the score would measure them")
     meter, children = clock.CpuMeter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    scores = [clock.measure_fresh("cpu", 8, "cpu", RULES.samples) for _ in range(4)]  # as the harness measures
+    scores, speeds = [], [probe()]
+    for _ in range(4):  # as the harness measures, each between two probes of the machine's speed
+        scores.append(clock.measure_fresh("cpu", 8, "cpu", RULES.samples))
+        speeds.append(probe())
+    if spread(speeds) > RULES.tolerance / 2:  # a shared host slowed this VM (no steal is reported): not quiet
+        pytest.skip(f"the machine's own speed moved by {spread(speeds):.0%} during the measurements")
     assert all(s.value > 0 and s.workload == "cpu" and len(s.samples) == RULES.samples for s in scores)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     measured = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)  # the fresh interpreters
