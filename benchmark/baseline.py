@@ -5,6 +5,8 @@ so the same images can be submitted like any team's.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import yaml
 from safetensors.torch import save_file
@@ -54,19 +56,25 @@ def write_example(opts: Options, dataset: str, images: torch.Tensor, labels: tor
         atomic_write(spec_path, lambda tmp: tmp.write_text(yaml.safe_dump(spec, sort_keys=False)))
 
 
-def job_random(opts: Options, dataset: str, ipc: int | None = None) -> Job:
+def job_random(opts: Options, dataset: str, ipc: int | None = None, example: bool = True) -> Job | list:
     """IPC random real images per class (default: the fixed-IPC track's), selected with the first
-    run's seed; epochs: the fixed-IPC track's at its IPC, else the IPC-epoch rule's."""
+    run's seed; epochs: the fixed-IPC track's at its IPC, else the IPC-epoch rule's. example: write
+    the selection into submissions/random_ipc10 (bench baseline, not the references a submission
+    asks for). An IPC beyond the smallest class is a usage error, or, asked for by a submission,
+    no reference (an empty list: nothing to evaluate; the full set stands for it)."""
     protocol, seed = opts.protocol, opts.seeds[0]
     ipc = protocol.fixed_ipc if ipc is None else ipc
     epochs = protocol.fixed_epochs if ipc == protocol.fixed_ipc else protocol.ipc_epochs.epochs(ipc)
     ds = opts.dataset(dataset, need_train=True)
     short = int(torch.bincount(ds.train_labels, minlength=ds.info.num_classes).min())
     if ipc > short:
-        raise UsageError(f"--ipc {ipc}: a class of {dataset} has only {short} training images (bench baseline full "
-                         f"is the whole set)")
+        why = f"a class of {dataset} has only {short} training images (bench baseline full is the whole set)"
+        if not example:
+            info(f"no random reference at IPC {ipc}: {why}")
+            return []
+        raise UsageError(f"--ipc {ipc}: {why}")
     images, labels = random_selection(ds, ipc, seed)
-    if seed == protocol.seeds[0] and ipc == protocol.fixed_ipc:
+    if example and seed == protocol.seeds[0] and ipc == protocol.fixed_ipc:
         write_example(opts, dataset, images, labels)
     fields = describe(opts, epochs, team=random_team(ipc), method=f"random real images (seed {seed})",
                       track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))
@@ -86,13 +94,14 @@ def job_full(opts: Options, dataset: str) -> Job:
                protocol_epochs=epochs, leak_checked=False)  # the training set itself: nothing to check
 
 
-def baseline_tasks(opts: Options, kind: str, datasets: list[str], ipc: int | None = None) -> list[Task]:
+def baseline_tasks(opts: Options, kind: str, datasets: list[str], ipc: int | None = None,
+                   example: bool = True) -> list[Task]:
     """random: ipc random images per class (default the fixed-IPC track's); full: the training set."""
     ipc = opts.protocol.fixed_ipc if ipc is None else ipc
     if ipc < 1:
         raise UsageError(f"--ipc {ipc}: give a positive number of images per class")
     team = random_team(ipc) if kind == "random" else FULL_TEAM
-    make = (lambda d: job_random(opts, d, ipc)) if kind == "random" else (lambda d: job_full(opts, d))
+    make = (lambda d: job_random(opts, d, ipc, example)) if kind == "random" else (lambda d: job_full(opts, d))
     return [Task(f"{team}/{d}", dict(team=team, method="", track="reference", dataset=d, submission_sha256=""),
                  lambda d=d: make(d)) for d in datasets]
 
@@ -103,9 +112,11 @@ REFERENCED = ("fixed-ipc", "generative", "soft-label")  # tracks whose ranked ro
 def reference_tasks(opts: Options, results: list) -> list[Task]:
     """The reference rows standard results are read against (improvement over random at the same
     IPC, recovery of the full-data score), for the datasets and IPCs of those results; an
-    identical reference already recorded is skipped when its task runs."""
+    identical reference already recorded is skipped when its task runs (never forced: --force is
+    about the command's own evaluations)."""
+    opts = replace(opts, force=False)
     wanted = [r for r in results if r is not None and r.status.value == "ok" and r.standard
               and r.track in REFERENCED and r.ipc and not (r.anytime is not None and r.anytime < 1)]
     pairs = sorted({(r.dataset, r.ipc) for r in wanted})
-    tasks = [t for d, ipc in pairs for t in baseline_tasks(opts, "random", [d], ipc)]
+    tasks = [t for d, ipc in pairs for t in baseline_tasks(opts, "random", [d], ipc, example=False)]
     return tasks + baseline_tasks(opts, "full", sorted({d for d, _ in pairs}))

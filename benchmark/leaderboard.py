@@ -124,7 +124,7 @@ def versus_cells(used: pd.DataFrame, refs: pd.DataFrame, name_datasets: bool) ->
         rand = _reference(refs, results.random_team(int(row["ipc"])), dataset, row["arch"])
         full = _reference(refs, results.FULL_TEAM, dataset, row["arch"])
         over.append(prefix + (_interval(est.minus(rand), sign="+") if rand else "—"))
-        recovery.append(prefix + (_interval(est.over(full), 100, unit=" %") if full else "—"))
+        recovery.append(prefix + (_interval(est.over(full), 100, unit=" %") if full and full.mean > 0 else "—"))
     return [" / ".join(over), " / ".join(recovery)]
 
 
@@ -132,7 +132,8 @@ def soft_table(title: str, df: pd.DataFrame, refs: pd.DataFrame) -> Table:
     """The soft-label division: each submission's soft-label score, ranked, beside the score of the
     same images with their hard labels and what the labels cost (bytes; an online teacher's
     parameters and FLOPs)."""
-    soft, hard = df[df["labels"].isin(["stored", "online"])], df[df["labels"] == "hard"]
+    soft = latest(df[df["labels"].isin(["stored", "online"])], "team", "dataset")  # a team's latest labels
+    hard = df[df["labels"] == "hard"]
     if not len(soft):
         return Table(title, [])
     datasets = dataset_order(soft["dataset"])
@@ -198,10 +199,15 @@ def _apart_table(df: pd.DataFrame, current: str) -> Table:
         differs = r["nonstandard"] if r["protocol_version"] == current else \
             " ".join(x for x in (f"protocol={r['protocol_version']}", r["nonstandard"]) if x)
         gen = f"{r['gen_seconds']:.0f} s ({clock_cell(r)})" if present(r["gen_seconds"]) else "—"
-        t.rows.append([r["track"], r["team"], r["dataset"], r["arch"], score_cell(r),
+        t.rows.append([r["track"], team_cell(r), r["dataset"], r["arch"], score_cell(r),
                        str(r["runs"]), joined([r["ipc"]]), joined([r["epochs"]]), gen, differs,
                        r["timestamp"][:10]])
     return t
+
+
+def team_cell(r) -> str:
+    """The team, and in the soft-label division which labels the row trained with."""
+    return f"{r['team']} ({r['labels']} labels)" if present(r["labels"]) else r["team"]
 
 
 def _current_files(pool: pd.DataFrame, hashes: dict[str, str] | None) -> tuple[pd.DataFrame, set[str]]:
@@ -219,7 +225,7 @@ def _flagged_table(df: pd.DataFrame) -> Table:
     t = Table("Flagged: images that copy the test set (not ranked)",
               ["track", "team", "dataset", "arch", "matched", "accuracy", "date", "pairs"], trusted=("pairs",))
     for _, r in df.iterrows():
-        t.rows.append([r["track"], r["team"], r["dataset"], r["arch"], f"{int(r['leaked'])} of {int(r['images'])}",
+        t.rows.append([r["track"], team_cell(r), r["dataset"], r["arch"], f"{int(r['leaked'])} of {int(r['images'])}",
                        score_cell(r), r["timestamp"][:10],
                        f"[submitted | test](grids/{grids.leak_grid_name(r['team'], r['dataset'])})"])
     t.note = ("The leakage check found these image sets to hold near copies of test images (flipped, shifted, "
@@ -286,7 +292,7 @@ def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None =
         tables.append(_flagged_table(latest(flagged, "track", "team", "dataset", "arch", "labels")))
     if not verified.all():
         tables.append(_unverified_table(df[~verified]))
-    last = latest(df[verified & ~(df["anytime"] < 1)], "team", "dataset")  # a curve point is not an attempt
+    last = latest(df[verified & ~(df["anytime"] < 1)], "team", "dataset", "labels")  # a curve point is not an attempt
     bad = last[last["status"] != results.Status.OK.value]
     if len(bad):
         t = Table("Rejected or failed (latest attempt)", ["team", "dataset", "status", "reason", "date"])

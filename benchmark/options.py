@@ -175,13 +175,12 @@ class Options:
             out.append("no-sandbox")
         if clock in ("unstable", "clamped", "mismatch"):
             out.append(f"clock={clock}")
-        if self.teacher_arch is not None:
-            out.append(f"teacher={self.teacher_arch}")
         return tuple(out)
 
     @property
     def teacher_arch(self) -> str | None:
-        """--teacher-arch when it departs from the protocol's teacher (None: the protocol's)."""
+        """--teacher-arch when it departs from the protocol's teacher (None: the protocol's); a
+        deviation of the rows an online teacher labels (`scoring.label_fields`), and only of them."""
         arch, soft = self.overrides.teacher_arch, self.protocol.soft_labels
         return arch if arch is not None and (soft is None or arch != soft.teacher_arch) else None
 

@@ -280,9 +280,11 @@ _ADDED_AT = frozenset(COLUMNS.index(c) for c in ADDED)
 
 
 def _unsigned_cells(cells: list[str]) -> list[str]:
-    """What a signature covers: every cell but `signature` (the last column), less the ADDED
-    columns left empty."""
-    return [cell for i, cell in enumerate(cells[:-1]) if cell or i not in _ADDED_AT]
+    """What a signature covers: every cell but `signature` (the last column); of a row whose ADDED
+    cells are all empty (one of the tracks without them, or written before them), not those."""
+    if any(cells[i] for i in _ADDED_AT):
+        return cells[:-1]
+    return [cell for i, cell in enumerate(cells[:-1]) if i not in _ADDED_AT]
 
 
 def read_rows(root: Path, key: signing.Key | None = None) -> list[Row]:

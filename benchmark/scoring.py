@@ -256,7 +256,7 @@ def units(opts: Options, job: Job) -> list[Unit]:
     twice per architecture: towards its soft labels, and with its hard labels."""
     out = []
     for one, archs_ in [(job, opts.archs), *((point, opts.archs[:1]) for point in job.points)]:
-        images = tensor_digest(one.preview, one.labels)
+        images = tensor_digest(one.images, one.labels)  # what is trained: floats unrounded, unclipped
         for arch in archs_:
             for labels in ((one.soft.mode, "hard") if one.soft is not None else ("",)):
                 fields = {**one.fields, **label_fields(opts, one, labels, arch)}
@@ -269,12 +269,14 @@ def units(opts: Options, job: Job) -> list[Unit]:
 def run_key(opts: Options, job: Job, arch: str, images: str) -> str:
     """What a training run is a function of, and nothing else: the images and labels, what they
     are trained towards, the test set, the effective protocol, the epochs and the network. Two
-    evaluations of the same images (a team's and a reference's, two teams' hard-label twins)
-    share their runs; the team, the track and how the images were made are not part of it."""
+    evaluations of the same images (a team's and a reference's, a hard-label twin and either)
+    share their runs; the team, the track and how the images were made are not part of it.
+    images: the digest of the very tensor trained (float images unrounded) and its labels."""
     soft = job.soft
     labels = job.fields.get("labels", "")
     made_of = {"protocol": opts.identity(), "test": job.ds.test_digest, "epochs": opts.epochs(job.protocol_epochs),
-               "arch": arch, "labels": labels, "teacher": job.fields.get("teacher", ""),
+               "arch": arch, "labels": "" if labels == "hard" else labels,  # hard labels: trained as Track 1's
+               "teacher": job.fields.get("teacher", ""),
                "targets": tensor_digest(soft.targets) if labels == "stored" else ""}
     return hashlib.sha256((json.dumps(made_of, sort_keys=True, default=list) + images).encode()).hexdigest()
 
@@ -288,6 +290,9 @@ def label_fields(opts: Options, job: Job, labels: str, arch: str) -> dict:
     fields = {"labels": labels, "image_bytes": soft.image_bytes,
               "label_bytes": soft.hard_label_bytes if labels == "hard" else soft.label_bytes}
     if labels == "online":
+        if opts.teacher_arch is not None:  # a teacher other than the protocol's: named, not ranked
+            named = " ".join(x for x in (job.fields.get("nonstandard", ""), f"teacher={opts.teacher_arch}") if x)
+            fields.update(standard=False, nonstandard=named)
         teacher, passes = job.teacher, opts.train_config(job.protocol_epochs, arch).passes
         fields.update(teacher=teacher.digest[:16], teacher_parameters=teacher.parameters,
                       teacher_acc=teacher.accuracy, teacher_flops=float(teacher.flops_per_image(job.ds.info.resolution)

@@ -128,8 +128,9 @@ def load_soft_labels(tf: TensorFile, n: int, num_classes: int, tolerance: float)
     rest = (1 - sums).clamp(min=0) / (num_classes - k) if k < num_classes else torch.zeros_like(sums)
     probs = rest[:, None].expand(n, num_classes).clone()
     probs.scatter_(1, indices, values)
-    if k == num_classes and float((sums - 1).abs().max()) > tolerance:
-        raise _refuse(tf, f"'{TOP_VALUES}' lists every class but a row sums to {float(sums[worst]):.6g}; "
+    off = int((sums - 1).abs().argmax())
+    if k == num_classes and abs(float(sums[off]) - 1) > tolerance:
+        raise _refuse(tf, f"'{TOP_VALUES}' lists every class but row {off} sums to {float(sums[off]):.6g}; "
                           f"it must sum to 1 (within {tolerance:g})")
     return probs.float()
 
@@ -148,7 +149,7 @@ def stored_bytes(tf: TensorFile, keys: tuple[str, ...]) -> int:
     return sum(tf.entries[k].nbytes for k in keys)
 
 
-def forward_flops(model: nn.Module, resolution: int, device: str = "cpu") -> int:
+def forward_flops(model: nn.Module, resolution: int) -> int:
     """Floating-point operations of one forward pass on one image, as PyTorch's FLOP counter
     counts them (2 per multiply-add of convolutions and matrix products; normalisation and
     activations, a few percent of a ConvNet's, are not counted)."""
@@ -157,6 +158,7 @@ def forward_flops(model: nn.Module, resolution: int, device: str = "cpu") -> int
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
+    device = next(model.parameters()).device  # wherever the model is now (an online teacher: the training device)
     with torch.no_grad(), counter:
         model(torch.zeros(1, 3, resolution, resolution, device=device))
     model.train(was_training)

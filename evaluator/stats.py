@@ -50,9 +50,9 @@ class Estimate:
     def over(self, other: "Estimate") -> "Estimate":
         """The ratio of two independent estimates (e.g. a score over the full-data score), its
         variance by the delta method: (a/b)^2 (var_a/a^2 + var_b/b^2)."""
-        ratio = self.mean / other.mean
-        parts = [(ratio**2 * e.var_mean / e.mean**2, e.df) for e in (self, other)]
-        return Estimate(ratio, *_welch(*parts))
+        a, b = self.mean, other.mean
+        parts = [(self.var_mean / b**2, self.df), (a**2 * other.var_mean / b**4, other.df)]
+        return Estimate(a / b, *_welch(*parts))
 
     @property
     def ci95(self) -> float | None:

@@ -149,14 +149,14 @@ def run_tasks(opts: Options, make_tasks: Callable[[Options], list], as_json: boo
             if refs:
                 info(f"reference rows for {', '.join(sorted({t.name.split('/')[1] for t in refs}))} "
                      f"(evaluated where missing; --no-references skips them)")
-            return exit_status(outcomes + execute(opts, refs), as_json)
+            return exit_status(outcomes + execute(replace(opts, force=False), refs), as_json)
         finally:
             leaderboard.refresh(opts.project)  # once per command, also when it was interrupted
     workers = distributed.Workers.start(opts.device)
     opts = replace(opts, device=workers.device)
     outcomes = distributed.execute(opts, make_tasks(opts), workers)
     wanted = workers.broadcast(results(outcomes) if workers.is_main else None)  # every process builds the same tasks
-    outcomes += distributed.execute(opts, reference_tasks(opts, wanted), workers)
+    outcomes += distributed.execute(replace(opts, force=False), reference_tasks(opts, wanted), workers)
     if not workers.is_main:
         return 0
     leaderboard.refresh(opts.project)

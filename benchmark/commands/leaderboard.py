@@ -12,7 +12,7 @@ from ._common import add_root, project_root
 
 # Shown only with --wide on the terminal (LEADERBOARD.md has them all): the tables fit 80 columns.
 DETAIL = {"method", "runs", "precision", "epochs", "gen time", "class spread", "date", "device", "samples", "pairs",
-          "differs by", "arch", "line"}
+          "differs by", "arch", "line", "image bytes", "teacher", "teacher FLOPs"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

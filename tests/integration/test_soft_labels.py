@@ -46,7 +46,8 @@ def test_stored_labels_give_a_soft_row_and_a_hard_twin_with_their_bytes(project,
     assert soft["teacher"] == "" and soft["teacher_flops"] == ""  # stored: no teacher ran
     assert soft["protocol_key"] != hard["protocol_key"]
     board = (project / "leaderboard" / "LEADERBOARD.md").read_text()
-    assert "| soft-label | stored | digits |" in board  # both rows listed apart (non-standard)
+    assert "| soft-label | stored (stored labels) | digits |" in board  # both rows listed apart (non-standard)
+    assert "| soft-label | stored (hard labels) | digits |" in board
 
 
 def test_online_labels_record_the_teacher_and_its_flops_and_share_the_hard_runs(project, small_teacher, capsys):
@@ -123,3 +124,25 @@ def test_a_teacher_of_another_network_makes_the_row_non_standard(project, small_
     assert "teacher=alexnet" in soft["nonstandard"].split() and soft["teacher_parameters"] != "300810"
     assert main(["submit", "other", "--root", str(project), *QUICK, "--teacher-arch", "convnett"]) == 2
     assert "--teacher-arch convnett: unknown architecture; did you mean 'convnet'?" in capsys.readouterr().err
+
+
+def test_runs_are_shared_only_by_the_very_same_trained_tensors(project, capsys):
+    """Runs are keyed by what is trained: the same images under two teams share them, float images
+    that differ only beyond the pixel range (one clipped preview) do not."""
+    from safetensors.torch import load_file as read
+    from benchmark.protocol import load_protocol
+    from evaluator.normalize import normalize
+
+    mean, std = load_protocol().stats("digits")
+    base = read(str(EXAMPLE / "digits.safetensors"))
+    x = normalize(base["images"], mean, std)
+    for team, pixel in (("a", 1.2), ("b", 1.3), ("c", 1.3)):  # pixel values above 1: the same preview (255)
+        y = x.clone()
+        y[0, :, 0, 0] = (pixel - torch.tensor(mean)) / torch.tensor(std)
+        folder = add_team(project, team)
+        (folder / "digits.safetensors").unlink(missing_ok=True)
+        save_file({"images": y.contiguous(), "labels": base["labels"]}, str(folder / "digits.safetensors"))
+    for team in "abc":
+        assert main(["submit", team, "--root", str(project), *QUICK]) == 0
+    err = capsys.readouterr().err
+    assert "b/digits: resuming" not in err and "c/digits: resuming, 1 of 1 runs already finished" in err

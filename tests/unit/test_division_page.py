@@ -132,3 +132,32 @@ def test_standard_results_ask_for_the_references_at_their_ipc_and_the_full_set(t
     assert names == ["Random 10 IPC/digits", "Random 10 IPC/photodigits", "Random 50 IPC/photodigits",
                      "Full dataset/digits", "Full dataset/photodigits"]
     assert reference_tasks(opts, []) == []
+
+
+def test_a_zero_full_data_score_or_two_label_modes_of_one_team_do_not_break_the_page(tmp_path):
+    board = page(tmp_path,
+                 row("t", [0.0, 0.0, 0.0]), row("Full dataset", [0.0, 0.0, 0.0], track="reference", ipc=1488),
+                 row("both", [70.0, 71.0, 72.0], track="soft-label", labels="stored", submission_sha256="old"),
+                 row("both", [80.0, 81.0, 82.0], track="soft-label", labels="online", submission_sha256="new"))
+    assert cells(section(board, "Track 1: fixed IPC"), "t")["recovery"] == "—"
+    division = section(board, "Soft-label division")
+    assert division.count("| both |") == 1 and cells(division, "both")["labels"] == "online"  # its latest
+
+
+def test_a_signed_row_whose_division_cells_are_moved_no_longer_verifies(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_SIGNING_KEY", KEY)
+    key = signing.load_key(tmp_path)
+    (tmp_path / "leaderboard").mkdir()
+    with results.locked(tmp_path):
+        results.append_result(tmp_path, row("s", [70.0, 71.0, 72.0], track="soft-label", labels="stored",
+                                            label_bytes=4000, image_bytes=19200), key)
+    path = results.results_path(tmp_path)
+    header, line = list(csv.reader(io.StringIO(path.read_text())))
+    at = {c: header.index(c) for c in results.ADDED}
+    moved = list(line)
+    moved[at["labels"]], moved[at["label_bytes"]], moved[at["image_bytes"]] = "", "", ""
+    moved[at["teacher"]], moved[at["teacher_parameters"]], moved[at["teacher_flops"]] = "stored", "4000", "19200"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, moved])
+    path.write_text(buf.getvalue())  # the same non-empty cells in the same order, in other columns
+    assert [r.verified for r in results.read_rows(tmp_path, key)] == [False]
