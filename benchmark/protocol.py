@@ -181,7 +181,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "generative.clock.tolerance": (0.01, 1), "generative.clock.max_foreign_share": (0.01, 1),
     "generative.clock.busy_share": (0.01, 1),
     "soft_labels.temperature": (0.01, 100), "soft_labels.sum_tolerance": (1e-9, 0.1),
-    "soft_labels.teacher.seed": (0, 2**31 - 1),
+    "soft_labels.teacher.seed": (0, 2**31 - 1), "soft_labels.top_k.min": (1, 100_000),
 }
 SCALE_RANGE = (0.01, 100)  # generative.clock.scale_limits
 SEED_RANGE, MAX_SEEDS = (0, 2**31 - 1), 100
@@ -412,6 +412,7 @@ def _soft_labels(r: _Reader) -> SoftLabelParams | None:
     try:
         return SoftLabelParams(loss=r.get("soft_labels.loss", str), temperature=r.number("soft_labels.temperature"),
                                tolerance=r.number("soft_labels.sum_tolerance"),
+                               top_k_min=r.get("soft_labels.top_k.min", int), top_k_rest=r.get("soft_labels.top_k.rest", str),
                                teacher_arch=r.get("soft_labels.teacher.arch", str),
                                teacher_epochs=MappingProxyType(dict(epochs)),
                                teacher_seed=r.get("soft_labels.teacher.seed", int))

@@ -116,7 +116,8 @@ def check_soft_label(sub: Submission, dataset: str, protocol: Protocol) -> tuple
         if sub.labels == "teacher" and keys:
             raise SubmissionError(f"{tf.path}: holds {', '.join(keys)} but submission.yaml says labels: teacher (the "
                                   f"harness's teacher labels online); remove them, or say labels: stored")
-        targets = load_soft_labels(tf, n, get_info(dataset).num_classes, protocol.soft_labels.tolerance) \
+        rules = protocol.soft_labels
+        targets = load_soft_labels(tf, n, get_info(dataset).num_classes, rules.tolerance, rules.top_k_min) \
             if sub.labels == "stored" else None
     except ImageFileError as exc:
         raise SubmissionError(str(exc)) from None

@@ -97,6 +97,7 @@ class LeakParams:
 
 
 SOFT_LOSSES = ("kl",)  # T^2 x KL(target || softmax(logits / T)) (evaluator.softlabels)
+TOP_K_RESTS = ("uniform",)  # how a stored top-k's missing mass is spread over the other classes
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class SoftLabelParams:
     loss: str
     temperature: float
     tolerance: float  # a stored distribution must sum to 1 within this
+    top_k_min: int  # a stored top-k holds at least this many classes per image
+    top_k_rest: str  # and its missing mass is spread so (TOP_K_RESTS)
     teacher_arch: str
     teacher_epochs: dict  # dataset -> epochs on its whole training split
     teacher_seed: int
@@ -113,4 +116,6 @@ class SoftLabelParams:
     def __post_init__(self) -> None:
         if self.loss not in SOFT_LOSSES:
             raise ValueError(f"soft-label loss {self.loss!r} is not one of {SOFT_LOSSES}")
+        if self.top_k_rest not in TOP_K_RESTS or self.top_k_min < 1:
+            raise ValueError(f"top_k: rest must be one of {TOP_K_RESTS} and min at least 1")
         check_name(self.teacher_arch)

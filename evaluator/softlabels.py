@@ -69,7 +69,7 @@ def _refuse(tf: TensorFile, message: str) -> ImageFileError:
     return ImageFileError(f"{tf.path}: {message}")
 
 
-def check_soft_entries(tf: TensorFile, n: int, num_classes: int) -> tuple[str, ...]:
+def check_soft_entries(tf: TensorFile, n: int, num_classes: int, min_k: int = 1) -> tuple[str, ...]:
     """From the table of contents: the soft-label tensors, their dtypes and shapes. Returns their
     names; raises ImageFileError."""
     keys = stored_keys(tf)
@@ -92,15 +92,17 @@ def check_soft_entries(tf: TensorFile, n: int, num_classes: int) -> tuple[str, .
             raise _refuse(tf, f"'{key}' has shape {tuple(shape)}; expected {want}: one row per image")
     if width is None:
         k = shapes[TOP_VALUES][1]
-        if shapes[TOP_INDICES] != shapes[TOP_VALUES] or not 1 <= k <= num_classes:
+        if shapes[TOP_INDICES] != shapes[TOP_VALUES] or not min(min_k, num_classes) <= k <= num_classes:
             raise _refuse(tf, f"'{TOP_VALUES}' {tuple(shapes[TOP_VALUES])} and '{TOP_INDICES}' "
-                              f"{tuple(shapes[TOP_INDICES])} must have the same shape (N, k), k from 1 to {num_classes}")
+                              f"{tuple(shapes[TOP_INDICES])} must have the same shape (N, k), k from "
+                              f"{min(min_k, num_classes)} to {num_classes}")
     return keys
 
 
-def load_soft_labels(tf: TensorFile, n: int, num_classes: int, tolerance: float) -> Tensor:
-    """The stored targets as float32 N x C distributions, every value checked; raises ImageFileError."""
-    keys = check_soft_entries(tf, n, num_classes)
+def load_soft_labels(tf: TensorFile, n: int, num_classes: int, tolerance: float, min_k: int = 1) -> Tensor:
+    """The stored targets as float32 N x C distributions, every value checked (a top-k: at least
+    min_k classes, the rest spread evenly); raises ImageFileError."""
+    keys = check_soft_entries(tf, n, num_classes, min_k)
     if keys == (FULL,):
         probs = tf.load(FULL).double()
         _check_values(tf, FULL, probs)

@@ -114,3 +114,10 @@ def test_forward_flops_of_the_convnet_at_8_px():
     # 2 x multiply-adds of its three 3x3 convolutions (8x8, 4x4, 2x2 maps) and of the classifier
     expected = 2 * (3 * 9 * 128 * 64 + 128 * 9 * 128 * 16 + 128 * 9 * 128 * 4 + 128 * 10)
     assert forward_flops(archs.build("convnet", 10, 8), 8) == expected
+
+
+def test_a_top_k_below_the_protocol_minimum_is_refused(tmp_path):
+    tf = write(tmp_path, soft_values=torch.full((N, 1), 0.7), soft_indices=torch.zeros(N, 1, dtype=torch.int64))
+    assert load_soft_labels(tf, N, C, 1e-3, min_k=1).shape == (N, C)
+    with pytest.raises(ImageFileError, match=r"k from 2 to 4"):
+        load_soft_labels(tf, N, C, 1e-3, min_k=2)
