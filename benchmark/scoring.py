@@ -359,7 +359,8 @@ def train_runs(opts: Options, unit: Unit) -> Evaluation:
         runstate.clear_runs(root, unit.run_key)
     done = runstate.load_runs(root, unit.run_key)
     if done:
-        info(f"{unit.name}: resuming, {len(done)} of {opts.runs} runs already finished")
+        info(f"{unit.name}: resuming, {len(done)} of {opts.runs} runs already finished (an interrupted evaluation, "
+             f"or another row's of the very same images and training)")
     task = unit.task(opts.device)
     todo = [seed for seed in opts.seeds if seed not in done]
     for i, seed in enumerate(todo):
