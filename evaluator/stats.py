@@ -37,10 +37,7 @@ class Estimate:
         degrees of freedom by Welch-Satterthwaite."""
         parts = list(parts)
         k = len(parts)
-        var = sum(p.var_mean for p in parts) / k**2
-        denom = sum((p.var_mean / k**2) ** 2 / p.df for p in parts if p.df > 0)
-        df = var**2 / denom if denom > 0 else min(p.df for p in parts)
-        return cls(statistics.fmean(p.mean for p in parts), var, df)
+        return cls(statistics.fmean(p.mean for p in parts), *_welch(*((p.var_mean / k**2, p.df) for p in parts)))
 
     def minus(self, other: "Estimate") -> "Estimate":
         """The difference of two independent estimates (e.g. a score less the random reference's),
@@ -66,17 +63,15 @@ class Estimate:
     def differs(self, other: "Estimate") -> bool:
         """Welch's two-sided t-test at the 5 % level; without replicates nothing is shown to differ
         unless the means do and neither has spread."""
-        var = self.var_mean + other.var_mean
         if self.df < 1 or other.df < 1:
             return False
-        if var == 0:
-            return self.mean != other.mean
-        denom = sum((v**2 / d) for v, d in ((self.var_mean, self.df), (other.var_mean, other.df)) if v > 0)
-        df = var**2 / denom
-        t = abs(self.mean - other.mean) / math.sqrt(var)
+        gap = self.minus(other)
+        if gap.var_mean == 0:
+            return gap.mean != 0
+        t = abs(gap.mean) / math.sqrt(gap.var_mean)
         from scipy import stats
 
-        return bool(2 * stats.t.sf(t, df) < 1 - LEVEL)
+        return bool(2 * stats.t.sf(t, gap.df) < 1 - LEVEL)
 
 
 def _welch(*parts: tuple[float, float]) -> tuple[float, float]:
