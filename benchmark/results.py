@@ -121,8 +121,8 @@ class Result:
 
 COLUMNS = tuple(f.name for f in fields(Result))
 # Columns added since the first signed rows: a file written before them (its header lacks them)
-# is read with these empty, and an empty one is left out of what a signature covers, so rows
-# signed before they existed still verify after the file is rewritten with the current header.
+# is read with these empty, and a row whose added cells are all empty is signed without them, so
+# rows signed before they existed still verify after the file is rewritten with today's header.
 ADDED = ("labels", "label_bytes", "image_bytes", "teacher", "teacher_parameters", "teacher_flops", "teacher_acc")
 
 
@@ -359,14 +359,9 @@ def append_result(root: Path, result: Result, key: signing.Key | None = None) ->
     if key is not None:
         clean = replace(clean, signature=key.sign(_unsigned_cells(cells), _chain_end(rows)))
         cells[-1] = clean.signature
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if not existing:
-        writer.writerow(COLUMNS)
-    elif not existing.endswith("\n"):
+    if existing and not existing.endswith("\n"):
         existing += "\n"  # a hand-edited file without a final newline: the new row starts a line
-    writer.writerow(cells)
-    atomic_write_text(path, existing + buf.getvalue())
+    atomic_write_text(path, existing + _as_csv([*([] if existing else [list(COLUMNS)]), cells]))
     return clean
 
 
