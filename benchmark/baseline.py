@@ -66,7 +66,7 @@ def job_random(opts: Options, dataset: str, ipc: int | None = None, example: boo
     ipc = protocol.fixed_ipc if ipc is None else ipc
     epochs = protocol.fixed_epochs if ipc == protocol.fixed_ipc else protocol.ipc_epochs.epochs(ipc)
     ds = opts.dataset(dataset, need_train=True)
-    short = int(torch.bincount(ds.train_labels, minlength=ds.info.num_classes).min())
+    short = ds.smallest_class
     if ipc > short:
         why = f"a class of {dataset} has only {short} training images (bench baseline full is the whole set)"
         if not example:
@@ -86,7 +86,7 @@ def job_full(opts: Options, dataset: str) -> Job:
     """The whole training set; epochs from the IPC-epoch rule at its IPC (e.g. 500 -> 20)."""
     ds = opts.dataset(dataset, need_train=True)
     images, labels = ds.train_images, ds.train_labels
-    ipc = int(torch.bincount(labels, minlength=ds.info.num_classes).min())
+    ipc = ds.smallest_class
     epochs = opts.protocol.ipc_epochs.epochs(ipc)
     fields = describe(opts, epochs, team=FULL_TEAM, method=f"all {len(labels)} training images",
                       track="reference", dataset=dataset, submission_sha256=tensor_digest(images, labels))

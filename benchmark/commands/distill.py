@@ -45,9 +45,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     ds = Options(protocol, root=project_root(args)).dataset(args.dataset, need_train=True)  # the protocol's data
     src = common.Source(args.dataset, ds.normalize(ds.train_images), ds.train_labels, ds.info.num_classes,
                         ds.info.mean, ds.info.std, protocol.recipe.augmentation, protocol.challenge_arch)
-    short = int(torch.bincount(src.labels, minlength=src.num_classes).min())
-    if ipc > short:
-        raise UsageError(f"--ipc {ipc}: a class of {args.dataset} has only {short} training images")
+    if ipc > ds.smallest_class:
+        raise UsageError(f"--ipc {ipc}: a class of {args.dataset} has only {ds.smallest_class} training images")
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     extra = {} if args.iterations is None else {"epochs" if args.method == "herding" else "iterations": args.iterations}

@@ -45,6 +45,11 @@ class Dataset:
         """The test images as model input, computed once per object."""
         return self.normalize(self.test_images)
 
+    @property
+    def smallest_class(self) -> int:
+        """The fewest training images of any class: the IPC of the whole training split."""
+        return int(torch.bincount(self.train_labels, minlength=self.info.num_classes).min())
+
     @cached_property
     def test_digest(self) -> str:
         """Which test set this is (an imported reference file changes it); hashed once per object."""
