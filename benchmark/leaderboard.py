@@ -276,7 +276,7 @@ def build_tables(rows: list[results.Row], hashes: dict[str, str | None] | None =
             table.note += ("\n\nNot ranked until evaluated again (their files changed since their last standard "
                            f"evaluation): {', '.join(markdown_cell(t) for t in waiting)}.")
         tables.append(table)
-    refs = latest(ranked_pool[ranked_pool["track"] == "reference"], "team", "dataset")
+    refs = references[references["arch"] == challenge]
     if len(refs):
         tables.append(_reference_table(refs))
     tables += cross_arch_tables(latest(pool[pool["labels"] != "hard"], "track", "team", "dataset", "arch"), challenge)

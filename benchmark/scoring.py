@@ -295,8 +295,8 @@ def label_fields(opts: Options, job: Job, labels: str, arch: str) -> dict:
             fields.update(standard=False, nonstandard=named)
         teacher, passes = job.teacher, opts.train_config(job.protocol_epochs, arch).passes
         fields.update(teacher=teacher.digest[:16], teacher_parameters=teacher.parameters,
-                      teacher_acc=teacher.accuracy, teacher_flops=float(teacher.flops_per_image(job.ds.info.resolution)
-                                                                        * len(job.labels) * passes * opts.runs))
+                      teacher_acc=teacher.accuracy,
+                      teacher_flops=float(teacher.flops_per_image * len(job.labels) * passes * opts.runs))
     return fields
 
 

@@ -45,9 +45,7 @@ class Teacher:
     train_seconds: float  # what training it took, where it was trained
     device: str  # where it was trained
     path: Path
-
-    def flops_per_image(self, resolution: int) -> int:
-        return forward_flops(self.model, resolution)
+    flops_per_image: int  # of one forward pass on one image of its dataset
 
     def on(self, device: str) -> nn.Module:
         return self.model.to(device).eval()
@@ -135,7 +133,8 @@ def load(path: Path, ds: Dataset, arch: str) -> Teacher:
                          f"delete it and run bench teacher train {ds.info.name} again") from None
     return Teacher(dataset=ds.info.name, arch=arch, model=model.eval(), digest=tensor_digest(*state.values()),
                    accuracy=float(meta.get("accuracy", "nan")), parameters=archs.parameter_count(model),
-                   train_seconds=float(meta.get("train_seconds", "nan")), device=meta.get("device", ""), path=path)
+                   train_seconds=float(meta.get("train_seconds", "nan")), device=meta.get("device", ""), path=path,
+                   flops_per_image=forward_flops(model, ds.info.resolution))
 
 
 @torch.no_grad()

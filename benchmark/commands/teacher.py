@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = verbs.add_parser("train", help="train (or read back) a dataset's teacher and print its accuracy and cost")
     t.add_argument("dataset")
     t.add_argument("--arch", default=None, metavar="NAME",
-                   help="another network than the protocol's (soft_labels.teacher.arch), to study it: evaluations "
-                        "are taught by the protocol's")
+                   help="another network than the protocol's (soft_labels.teacher.arch); bench submit "
+                        "--teacher-arch NAME has it label online rows, which are then non-standard")
     t.add_argument("--retrain", action="store_true", help="train again although a cached teacher exists")
     _device(t)
     t.set_defaults(handler=cmd_train)
@@ -57,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     opts = _options(args)
     t = teacher.obtain(opts, args.dataset, check_name(args.arch) if args.arch else None, retrain=args.retrain)
     info(f"teacher {t.dataset}/{t.arch}: {t.accuracy:.2f} % on the test split, {t.parameters:,} parameters, "
-         f"{t.flops_per_image(opts.dataset(t.dataset).info.resolution) / 1e6:.1f} MFLOPs per image forward, trained "
+         f"{t.flops_per_image / 1e6:.1f} MFLOPs per image forward, trained "
          f"in {t.train_seconds:.0f} s on {t.device}; weights sha256 {t.digest[:16]}; {t.path}")
     return 0
 

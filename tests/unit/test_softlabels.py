@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from evaluator import archs
+from evaluator.convnet import conv_flops_per_image
 from evaluator.errors import ImageFileError
 from evaluator.softlabels import SoftTargets, distillation_loss, forward_flops, load_soft_labels, stored_bytes
 from evaluator.tensorfile import open_tensor_file
@@ -113,7 +114,7 @@ def test_soft_targets_need_exactly_one_source():
 def test_forward_flops_of_the_convnet_at_8_px():
     # 2 x multiply-adds of its three 3x3 convolutions (8x8, 4x4, 2x2 maps) and of the classifier
     expected = 2 * (3 * 9 * 128 * 64 + 128 * 9 * 128 * 16 + 128 * 9 * 128 * 4 + 128 * 10)
-    assert forward_flops(archs.build("convnet", 10, 8), 8) == expected
+    assert forward_flops(archs.build("convnet", 10, 8), 8) == expected == conv_flops_per_image(8, 10)  # the perf count
 
 
 def test_a_top_k_below_the_protocol_minimum_is_refused(tmp_path):
