@@ -12,11 +12,17 @@ DEPTH = 3
 
 
 def convnet_d3_w128(num_classes: int, resolution: int, channels: int = 3) -> nn.Sequential:
-    if resolution % (2**DEPTH):
-        raise ValueError(f"resolution {resolution} is not divisible by {2**DEPTH}; the ConvNet needs it to be")
+    return convnet(num_classes, resolution, DEPTH, channels)
+
+
+def convnet(num_classes: int, resolution: int, depth: int, channels: int = 3) -> nn.Sequential:
+    """The same blocks, `depth` of them (the challenge's network has 3; a distillation method may
+    need fewer at 8 px, see benchmark/methods/common.py)."""
+    if resolution % (2**depth):
+        raise ValueError(f"resolution {resolution} is not divisible by {2**depth}; the ConvNet needs it to be")
     layers: list[nn.Module] = []
     in_ch = channels
-    for _ in range(DEPTH):
+    for _ in range(depth):
         layers += [
             nn.Conv2d(in_ch, WIDTH, kernel_size=3, padding=1),
             nn.GroupNorm(WIDTH, WIDTH, affine=True),
@@ -24,7 +30,7 @@ def convnet_d3_w128(num_classes: int, resolution: int, channels: int = 3) -> nn.
             nn.AvgPool2d(kernel_size=2, stride=2),
         ]
         in_ch = WIDTH
-    feat = resolution // (2**DEPTH)
+    feat = resolution // (2**depth)
     layers += [nn.Flatten(), nn.Linear(WIDTH * feat * feat, num_classes)]
     return nn.Sequential(*layers)
 

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ipc", type=int, default=None, metavar="N", help="images per class (default: the protocol's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=None, metavar="N",
-                   help="dm: 1000, dsa: 100 (the papers use 20000 and 1000 on a GPU); herding: training epochs, 10")
+                   help="dm: 1000, dsa: 20 (the papers use 20000 and 1000 on a GPU); herding: training epochs, 10")
     add_root(p)
     p.set_defaults(handler=cmd_distill)
 

@@ -9,12 +9,15 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from evaluator import archs, dsa
+from evaluator import archs, convnet, dsa
 from evaluator.atomic import atomic_write
 from evaluator.normalize import to_uint8
 from evaluator.recipe import DsaParams
 
 from ..baseline import random_indices
+
+
+MIN_NORM_SIDE = 4  # the smallest map side an instance norm of the matching network sees
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,22 @@ class Source:
     def network(self, seed: int) -> nn.Module:
         """A freshly initialised evaluation network (seeded)."""
         return archs.seeded(self.arch, self.num_classes, self.resolution, seed)
+
+    def matching_network(self, seed: int) -> nn.Module:
+        """The network a gradient-matching method differentiates twice: the evaluation ConvNet with
+        as many blocks (at most its 3) as keep every instance norm over at least 4x4 positions. At
+        32 px, the papers' setting, that is the evaluation network itself; at 8 px it is two blocks:
+        the third block normalises each channel over a 2x2 map, whose second derivatives are so
+        steep that matching gradients there does not carry from one network to the next
+        (docs/METHODS.md). Another evaluation network is used as it is."""
+        if self.arch != archs.CHALLENGE:
+            return self.network(seed)
+        depth = convnet.DEPTH
+        while depth > 1 and self.resolution >> (depth - 1) < MIN_NORM_SIDE:
+            depth -= 1
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return convnet.convnet(self.num_classes, self.resolution, depth)
 
 
 def initial_set(src: Source, ipc: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:

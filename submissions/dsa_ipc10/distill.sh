@@ -4,4 +4,4 @@
 # (its metadata names them).
 set -e
 cd "$(dirname "$0")"
-exec bench distill dsa --dataset photodigits --seed 0 --out . --iterations 10
+exec bench distill dsa --dataset photodigits --seed 0 --out . --iterations 20

@@ -32,6 +32,25 @@ def test_gradient_distance_is_zero_for_parallel_gradients_and_skips_biases():
     assert float(dsa.gradient_distance(flipped, g)) == pytest.approx(2.0 * 4, rel=1e-4)  # 4 units at cos -1
 
 
+def test_the_matching_network_normalises_no_map_smaller_than_4x4_and_is_the_evaluation_network_at_32px():
+    def normalised_sides(net, resolution):
+        sides = []
+        hooks = [m.register_forward_hook(lambda m, i, o: sides.append(i[0].shape[-1]))
+                 for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+        net(torch.zeros(1, 3, resolution, resolution))
+        [h.remove() for h in hooks]
+        return sides
+
+    small = tiny_source()
+    assert normalised_sides(small.network(0), 8) == [8, 4, 2]  # the evaluation network at 8 px
+    assert normalised_sides(small.matching_network(0), 8) == [8, 4]
+    assert small.matching_network(0)(torch.zeros(2, 3, 8, 8)).shape == (2, 3)
+    big = common.Source("big", torch.zeros(3, 3, 32, 32), torch.arange(3), 3, (0.5,) * 3, (0.25,) * 3,
+                        small.augmentation, "convnet")
+    same = zip(big.matching_network(5).state_dict().values(), big.network(5).state_dict().values())
+    assert all(torch.equal(a, b) for a, b in same)
+
+
 def test_siamese_augmentation_transforms_both_batches_alike():
     p = load_protocol().recipe.augmentation
     a = torch.randn(5, 3, 8, 8)
