@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "submission file. Deterministic for a seed on one machine. "
                                    + " ".join(f"{k}: {v}." for k, v in METHODS.items()))
     p.add_argument("method", choices=sorted(METHODS))
-    p.add_argument("--dataset", default="photodigits")
+    p.add_argument("--dataset", default="photodigits", help="a prepared dataset (default: photodigits)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the submission folder to write into")
     p.add_argument("--ipc", type=int, default=None, metavar="N", help="images per class (default: the protocol's)")
     p.add_argument("--seed", type=int, default=0)

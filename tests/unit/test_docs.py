@@ -90,3 +90,14 @@ def test_every_name_a_guide_points_to_is_defined_there(doc, path, name):
 
 def test_the_guides_point_somewhere():
     assert len(set(_guide_names())) >= 3
+
+
+def test_the_protocol_file_the_manual_names_is_the_current_version():
+    """The README sends readers to one protocol file for today's values; a new version must move it
+    (older versions are named only by their number, in the 'Changed in protocol N' notes)."""
+    from benchmark.protocol import current_version
+
+    named = set(re.findall(r"benchmark/protocols/(v\d+)\.yaml", (ROOT / "README.md").read_text()))
+    assert named == {f"v{current_version()}"}, f"README names {sorted(named)}; today's file is v{current_version()}.yaml"
+    notes = {int(n) for n in re.findall(r"\*Changed in protocol (\d+):\*", (ROOT / "README.md").read_text())}
+    assert notes == set(range(2, current_version() + 1)), "a 'Changed in protocol N' note for every version after 1"
